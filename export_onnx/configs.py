@@ -1,0 +1,125 @@
+"""Every model configuration in one readable place.
+
+A config names the data (window length, codec per track), the architecture (flat or hierarchical,
+sizes for "small" and the paper's "full"), and the training recipe (MusicVAE paper appendix).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from bridge.codecs import DrumCodec, MelodyCodec, SequenceCodec
+from bridge.notes import STEPS_PER_BAR
+
+MEL_MIN_PITCH, MEL_MAX_PITCH = 21, 108  # magenta.js range, 90 classes
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    enc_units: int            # per direction, bidirectional LSTM
+    dec_units: int            # core / flat decoder LSTM units per layer
+    dec_layers: int
+    z_size: int
+    cond_units: int = 0       # conductor LSTM units per layer (hierarchical only)
+    cond_layers: int = 2
+    emb_size: int = 0         # bar embedding size = conductor output (hierarchical only)
+    bar_enc_units: int = 0    # hierarchical encoder: per-bar BiLSTM units per direction
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-5
+    decay_rate: float = 0.9999           # lr = (lr0 - min) * decay^step + min
+    max_beta: float = 0.2
+    beta_rate: float = 0.99999            # beta = (1 - rate^step) * max_beta
+    free_bits: float = 48.0               # nats of KL not penalised
+    sampling_schedule: str = "inverse_sigmoid"
+    sampling_rate: float = 1000.0         # k in k / (k + exp(step / k))
+    grad_clip: float = 1.0
+    augment_semitones: tuple[int, int] = (-5, 6)
+    validate_every: int = 200
+    checkpoint_every: int = 500
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    kind: str                              # melody | drums | trio
+    bars: int
+    tracks: tuple[dict, ...]               # codec specs, see bridge.codecs
+    hierarchical: bool
+    sizes: dict = field(default_factory=dict)   # "small" / "full" -> ModelSize
+    recipe: TrainRecipe = TrainRecipe()
+
+    @property
+    def num_steps(self) -> int:
+        return self.bars * STEPS_PER_BAR
+
+    @property
+    def codec(self) -> SequenceCodec:
+        return SequenceCodec.from_spec(list(self.tracks))
+
+    def size(self, name: str = "small") -> ModelSize:
+        return self.sizes[name]
+
+    def to_dict(self, size: str = "small") -> dict:
+        d = asdict(self)
+        d["size_name"] = size
+        d["size"] = asdict(self.size(size))
+        d["num_steps"] = self.num_steps
+        return d
+
+
+def _melody(name: str = "melody", program: int = 0) -> dict:
+    return dict(MelodyCodec(MEL_MIN_PITCH, MEL_MAX_PITCH, program).spec(), name=name)
+
+
+def _drums() -> dict:
+    return dict(DrumCodec().spec(), name="drums")
+
+
+MELODY = (_melody(),)
+DRUMS = (_drums(),)
+TRIO = (_melody("lead", 0), _melody("bass", 33), _drums())
+
+FLAT_2BAR_SIZES = {
+    # paper: 2048-unit BiLSTM encoder, 3x2048 decoder, z 512; Magenta "small": 512 / 3x512? we keep 2 layers
+    "small": ModelSize(enc_units=256, dec_units=256, dec_layers=2, z_size=128),
+    "full": ModelSize(enc_units=2048, dec_units=2048, dec_layers=3, z_size=512),
+}
+HIER_16BAR_SIZES = {
+    "small": ModelSize(enc_units=256, dec_units=256, dec_layers=2, z_size=256,
+                       cond_units=256, cond_layers=2, emb_size=256, bar_enc_units=256),
+    "full": ModelSize(enc_units=1024, dec_units=1024, dec_layers=2, z_size=512,
+                      cond_units=1024, cond_layers=2, emb_size=512, bar_enc_units=1024),
+}
+FLAT_16BAR_SIZES = {
+    "small": ModelSize(enc_units=256, dec_units=512, dec_layers=2, z_size=256),
+    "full": ModelSize(enc_units=2048, dec_units=2048, dec_layers=3, z_size=512),
+}
+
+CONFIGS: dict[str, ModelConfig] = {c.name: c for c in [
+    ModelConfig("mel_2bar", "melody", 2, MELODY, False, FLAT_2BAR_SIZES,
+                TrainRecipe(free_bits=0.0, max_beta=0.5)),
+    ModelConfig("drums_2bar", "drums", 2, DRUMS, False, FLAT_2BAR_SIZES),
+    ModelConfig("mel_16bar", "melody", 16, MELODY, True, HIER_16BAR_SIZES,
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+    ModelConfig("trio_16bar", "trio", 16, TRIO, True, HIER_16BAR_SIZES,
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+    ModelConfig("mel_16bar_flat", "melody", 16, MELODY, False, FLAT_16BAR_SIZES,
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+    ModelConfig("trio_16bar_flat", "trio", 16, TRIO, False, FLAT_16BAR_SIZES,
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+]}
+
+
+def get_config(name: str) -> ModelConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"unknown config {name!r}; known: {', '.join(CONFIGS)}") from None
+
+
+def with_recipe(config: ModelConfig, **changes) -> ModelConfig:
+    return replace(config, recipe=replace(config.recipe, **changes))
