@@ -118,11 +118,13 @@ class MelodyCodec:
 
     def transpose(self, tokens: np.ndarray, semitones: int) -> np.ndarray | None:
         """Shift every note-on; None if a note would leave the range (the example is then not augmented)."""
+        tokens = np.asarray(tokens)
         on = tokens >= MELODY_FIRST_PITCH
-        shifted = np.where(on, tokens + semitones, tokens)
+        # widen first: datasets store uint16, where a negative shift would overflow
+        shifted = np.where(on, tokens.astype(np.int64) + semitones, tokens)
         if on.any() and (shifted[on].min() < MELODY_FIRST_PITCH or shifted[on].max() >= self.num_classes):
             return None
-        return shifted
+        return shifted.astype(tokens.dtype, copy=False)
 
 
 class DrumCodec:

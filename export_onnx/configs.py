@@ -21,7 +21,7 @@ class ModelSize:
     z_size: int
     cond_units: int = 0       # conductor LSTM units per layer (hierarchical only)
     cond_layers: int = 2
-    emb_size: int = 0         # bar embedding size = conductor output (hierarchical only)
+    emb_size: int = 0         # bar embedding size = conductor top-layer output, so = cond_units (hierarchical only)
     bar_enc_units: int = 0    # hierarchical encoder: per-bar BiLSTM units per direction
 
 
@@ -33,11 +33,11 @@ class TrainRecipe:
     decay_rate: float = 0.9999           # lr = (lr0 - min) * decay^step + min
     max_beta: float = 0.2
     beta_rate: float = 0.99999            # beta = (1 - rate^step) * max_beta
-    free_bits: float = 48.0               # nats of KL not penalised
+    free_bits: float = 48.0               # bits of KL not penalised (Magenta: free_nats = free_bits * ln 2)
     sampling_schedule: str = "inverse_sigmoid"
     sampling_rate: float = 1000.0         # k in k / (k + exp(step / k))
     grad_clip: float = 1.0
-    augment_semitones: tuple[int, int] = (-5, 6)
+    augment_semitones: tuple[int, int] = (-5, 6)   # random transposition, both ends included
     validate_every: int = 200
     checkpoint_every: int = 500
 
@@ -92,7 +92,7 @@ HIER_16BAR_SIZES = {
     "small": ModelSize(enc_units=256, dec_units=256, dec_layers=2, z_size=256,
                        cond_units=256, cond_layers=2, emb_size=256, bar_enc_units=256),
     "full": ModelSize(enc_units=1024, dec_units=1024, dec_layers=2, z_size=512,
-                      cond_units=1024, cond_layers=2, emb_size=512, bar_enc_units=1024),
+                      cond_units=1024, cond_layers=2, emb_size=1024, bar_enc_units=1024),
 }
 FLAT_16BAR_SIZES = {
     "small": ModelSize(enc_units=256, dec_units=512, dec_layers=2, z_size=256),

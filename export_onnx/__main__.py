@@ -1,0 +1,38 @@
+"""`python -m export_onnx <command>`: the torch-side command line.
+
+Each command lives in its own module with an `add_parser(subparsers)` function that registers the
+subcommand and sets `func`; add a module name to COMMANDS to plug a new one in. Modules are imported
+only when listed here, so a command's heavy imports (torch) cost nothing to the others' --help.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module (inside export_onnx) per subcommand, in --help order
+COMMANDS = [
+    "dataset",            # export_onnx.dataset: MIDI folders -> token windows + splits
+    "train",              # export_onnx.train
+    "evaluate",           # export_onnx.evaluate
+    # "export",           # export_onnx.export
+    "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
+    # "train_surrogate",  # export_onnx.train_surrogate (registers "train-surrogate")
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m export_onnx", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"export_onnx.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

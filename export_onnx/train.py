@@ -1,0 +1,375 @@
+"""Train a MusicVAE: `python -m export_onnx train --config mel_2bar --data data/mel_2bar --out runs/mel_2bar`.
+
+Recipe (MusicVAE paper / Magenta, see `configs.TrainRecipe`):
+- Adam, lr = (lr0 - lr_min) * decay^step + lr_min; gradients clipped to a global norm;
+- loss = mean(reconstruction CE summed over steps and tracks) + beta * mean(max(KL - free_bits ln2, 0)),
+  beta = (1 - beta_rate^step) * max_beta;
+- scheduled sampling, inverse sigmoid: p(teacher) = k / (k + exp(step / k)), p(sample) = 1 - that;
+- pitch augmentation: every example moved by a random number of semitones in [lo, hi] (kept as is
+  when a note would leave the range).
+
+Run directory (`--out`): `latest.pt` and `best.pt` (written atomically), `log.jsonl`, `config.json`.
+`--resume` restarts from `latest.pt` exactly: model, optimizer, step, RNG states and the position in
+the data order, so N steps + resume N steps == 2N steps straight.
+`--batch-size` is the global batch; under torchrun (WORLD_SIZE > 1) every process takes its slice of
+it and the model is wrapped in DistributedDataParallel. Best = lowest validation objective at the
+recipe's max_beta (a fixed yardstick while beta anneals).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .configs import ModelConfig, TrainRecipe, get_config
+from .model import (MusicVAE, kl_divergence, reconstruction_loss, resolve_size, step_accuracy,
+                    vae_loss)
+
+
+# --------------------------------------------------------------------------------------------- schedules
+def learning_rate_at(step: int, recipe: TrainRecipe) -> float:
+    return (recipe.learning_rate - recipe.min_learning_rate) * recipe.decay_rate ** step + recipe.min_learning_rate
+
+
+def beta_at(step: int, recipe: TrainRecipe) -> float:
+    return (1.0 - recipe.beta_rate ** step) * recipe.max_beta
+
+
+def teacher_forcing_probability(step: int, recipe: TrainRecipe) -> float:
+    """Inverse sigmoid schedule: k / (k + exp(step / k)); 1.0 when scheduled sampling is off."""
+    if recipe.sampling_schedule in ("", "constant", "none"):
+        return 1.0
+    if recipe.sampling_schedule != "inverse_sigmoid":
+        raise ValueError(f"unknown sampling schedule {recipe.sampling_schedule!r}")
+    k = recipe.sampling_rate
+    x = step / k
+    if x > 700:  # exp overflow: the teacher is long gone
+        return 0.0
+    return k / (k + math.exp(x))
+
+
+def sampling_probability(step: int, recipe: TrainRecipe) -> float:
+    return 1.0 - teacher_forcing_probability(step, recipe)
+
+
+# --------------------------------------------------------------------------------------------- data
+def _dataset_api():
+    """`load_split` / `augment` from export_onnx.dataset; a self-contained equivalent if that module
+    is not importable (tests, or the dataset side not merged yet)."""
+    try:
+        from .dataset import augment, load_split  # noqa: F401
+        return load_split, augment
+    except ImportError:
+        return _load_split, _augment
+
+
+def _load_split(data_dir, split: str) -> dict:
+    with np.load(Path(data_dir) / f"{split}.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _augment(tokens: np.ndarray, codec, rng: np.random.Generator, semitones: tuple[int, int] = (-5, 6)) -> np.ndarray:
+    out = np.array(tokens, copy=True)
+    lo, hi = semitones
+    for i in range(out.shape[0]):
+        s = int(rng.integers(lo, hi + 1))
+        if s:
+            moved = codec.transpose(out[i].astype(np.int64), s)
+            if moved is not None:
+                out[i] = moved
+    return out
+
+
+def augment_batch(tokens: np.ndarray, config: ModelConfig, rng: np.random.Generator) -> np.ndarray:
+    """Shift every example by its own random number of semitones in [lo, hi] (both included)."""
+    lo, hi = config.recipe.augment_semitones
+    if lo == 0 and hi == 0:
+        return tokens
+    _, augment = _dataset_api()
+    if augment is _augment:
+        return _augment(tokens, config.codec, rng, (lo, hi))
+    return np.asarray(augment(tokens, config.codec, rng, lo, hi + 1))  # dataset.augment: high excluded
+
+
+class BatchStream:
+    """Shuffled epochs from a seeded NumPy generator; state = (rng state, epoch, permutation, position)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < batch_size:
+            raise ValueError(f"the training split has {n} examples, fewer than one batch ({batch_size})")
+        self.n, self.batch_size = n, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.pos = 0, 0
+        self.perm = self.rng.permutation(n)
+
+    def next(self) -> np.ndarray:
+        if self.pos + self.batch_size > self.n:
+            self.epoch += 1
+            self.perm, self.pos = self.rng.permutation(self.n), 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "pos": self.pos, "perm": self.perm.copy()}
+
+    def load(self, s: dict) -> None:
+        self.rng.bit_generator.state = s["rng"]
+        self.epoch, self.pos, self.perm = s["epoch"], s["pos"], np.asarray(s["perm"])
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def batch_losses(model: MusicVAE, logits, mu, sigma, tokens) -> dict:
+    r = reconstruction_loss(logits, tokens, model.num_classes)  # (B, tracks)
+    kl = kl_divergence(mu, sigma)
+    return {"r_tracks": r, "r_loss": r.sum(-1), "kl": kl,
+            "acc": step_accuracy(logits.detach(), tokens, model.num_classes)}
+
+
+@torch.no_grad()
+def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, batch_size: int, seed: int = 1234) -> dict:
+    """Teacher-forced validation: z sampled from the posterior with a fixed generator."""
+    was = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    tot = {"r_loss": 0.0, "kl": 0.0, "kl_cost": 0.0}
+    acc = torch.zeros(len(model.num_classes))
+    n = 0
+    for a in range(0, len(tokens), batch_size):
+        t = torch.as_tensor(tokens[a:a + batch_size].astype(np.int64), device=device)
+        logits, mu, sigma = model(t, 0.0, g)
+        L = batch_losses(model, logits, mu, sigma, t)
+        b = t.shape[0]
+        tot["r_loss"] += L["r_loss"].sum().item()
+        tot["kl"] += L["kl"].sum().item()
+        tot["kl_cost"] += torch.clamp(L["kl"] - recipe.free_bits * math.log(2), min=0).sum().item()
+        acc += L["acc"].cpu() * b
+        n += b
+    model.train(was)
+    out = {k: v / n for k, v in tot.items()}
+    out["objective"] = out["r_loss"] + recipe.max_beta * out["kl_cost"]
+    out["kl_bits"] = out["kl"] / math.log(2)
+    out["acc"] = (acc / n).tolist()
+    out["n"] = n
+    return out
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+# --------------------------------------------------------------------------------------------- training
+def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: int | None = None,
+          batch_size: int | None = None, resume: bool = False, seed: int = 0, threads: int | None = None,
+          device: str | None = None, val_examples: int = 2048, log_every: int = 50,
+          validate_every: int | None = None, checkpoint_every: int | None = None,
+          model_size=None, recipe_changes: dict | None = None, progress: bool = True) -> dict:
+    """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones)."""
+    world, rank, local_rank = _dist_info()
+    torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    config = get_config(config_name)
+    changes = dict(recipe_changes or {})
+    if batch_size:
+        changes["batch_size"] = batch_size
+    if changes:
+        config = replace(config, recipe=replace(config.recipe, **changes))
+    recipe = config.recipe
+    if recipe.batch_size % world:
+        raise ValueError(f"batch size {recipe.batch_size} is not divisible by WORLD_SIZE {world}")
+    local_batch = recipe.batch_size // world
+    validate_every = validate_every or recipe.validate_every
+    checkpoint_every = checkpoint_every or recipe.checkpoint_every
+    max_steps = max_steps if max_steps is not None else 50_000
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load_split, _ = _dataset_api()
+    train_tokens = np.asarray(load_split(data_dir, "train")["tokens"])
+    try:
+        val_tokens = np.asarray(load_split(data_dir, "validation")["tokens"])[:val_examples]
+    except (FileNotFoundError, OSError):
+        val_tokens = None
+    if train_tokens.shape[1:] != (config.num_steps, len(config.tracks)):
+        raise ValueError(f"{data_dir}: tokens {train_tokens.shape[1:]} do not fit {config.name} "
+                         f"({config.num_steps} steps, {len(config.tracks)} tracks)")
+
+    torch.manual_seed(seed)
+    size_name, size_obj = ("custom", model_size) if model_size is not None else resolve_size(config, size)
+    model = MusicVAE(config, size_obj).to(device)
+    model.size_name = size_name
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+    gen = torch.Generator().manual_seed(seed + 1 + 1000 * rank)  # z noise, scheduled sampling
+    aug_rng = np.random.default_rng([seed, 2, rank])               # pitch augmentation
+    stream = BatchStream(len(train_tokens), recipe.batch_size, seed + 3)
+    step, best, wall = 0, float("inf"), 0.0
+
+    latest = out_dir / "latest.pt"
+    if resume and latest.exists():
+        ck = torch.load(latest, map_location=device, weights_only=False)
+        if ck["config"] != config.name:
+            raise ValueError(f"{latest} is a {ck['config']} run, not {config.name}")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, best, wall = ck["step"], ck["best"], ck.get("wall_time", 0.0)
+        rng = ck["rng"]
+        gen.set_state(rng["torch_gen"])
+        torch.set_rng_state(rng["torch_global"])
+        aug_rng.bit_generator.state = rng["aug"]
+        stream.load(rng["stream"])
+        if device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], device)
+
+    def checkpoint(path: Path) -> None:
+        atomic_save({
+            "format": "latent-bridge-checkpoint", "config": config.name, "size_name": size_name,
+            "size": asdict(size_obj), "recipe": asdict(recipe), "step": step, "best": best,
+            "wall_time": wall, "seed": seed, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": {"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state(),
+                    "aug": aug_rng.bit_generator.state, "stream": stream.state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+        }, path)
+
+    is_main = rank == 0
+    log_path = out_dir / "log.jsonl"
+    if is_main:
+        (out_dir / "config.json").write_text(json.dumps(
+            {"config": config.to_dict(size) if model_size is None else {**asdict(config), "size": asdict(size_obj)},
+             "data": str(data_dir), "seed": seed, "world_size": world, "device": str(device),
+             "threads": torch.get_num_threads()}, indent=1, default=list))
+        if resume and log_path.exists():  # drop log lines written after the checkpoint we resume from
+            keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
+            log_path.write_text("".join(k + "\n" for k in keep))
+        elif not resume:
+            log_path.write_text("")
+
+    def log(entry: dict) -> None:
+        if is_main:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    bar = None
+    if is_main and progress:
+        from tqdm import tqdm
+        bar = tqdm(total=max_steps, initial=step, desc=config.name, dynamic_ncols=True,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    model.train()
+    acc_sums, n_log, t_log = None, 0, time.time()
+    last_val = None
+    while step < max_steps:
+        t0 = time.time()
+        idx = stream.next()[rank * local_batch:(rank + 1) * local_batch]
+        batch = augment_batch(train_tokens[idx].astype(np.int64), config, aug_rng)
+        tokens = torch.as_tensor(batch, device=device)
+        lr = learning_rate_at(step, recipe)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        beta, p_sample = beta_at(step, recipe), sampling_probability(step, recipe)
+        logits, mu, sigma = net(tokens, p_sample, gen)
+        L = batch_losses(model, logits, mu, sigma, tokens)
+        loss = vae_loss(L["r_loss"], L["kl"], beta, recipe.free_bits)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        step += 1
+        wall += time.time() - t0
+
+        vals = torch.stack([loss.detach(), L["r_loss"].detach().mean(), L["kl"].detach().mean(), gnorm.detach()]).cpu()
+        acc = L["acc"].cpu()
+        if acc_sums is None:
+            acc_sums = [torch.zeros(4), torch.zeros_like(acc)]
+        acc_sums[0] += vals
+        acc_sums[1] += acc
+        n_log += 1
+        if bar is not None:
+            bar.update(1)
+        if step % log_every == 0 or step == max_steps:
+            m = (acc_sums[0] / n_log).tolist()
+            now = time.time()
+            entry = {"step": step, "split": "train", "loss": m[0], "r_loss": m[1], "kl_bits": m[2] / math.log(2),
+                     "grad_norm": m[3], "acc": (acc_sums[1] / n_log).tolist(), "lr": lr, "beta": beta,
+                     "p_sample": p_sample, "epoch": stream.epoch, "steps_per_sec": n_log / max(now - t_log, 1e-9),
+                     "wall_time": wall}
+            log(entry)
+            if bar is not None:
+                bar.set_postfix(loss=f"{m[0]:.2f}", acc=f"{entry['acc'][0]:.3f}", kl=f"{entry['kl_bits']:.1f}")
+            acc_sums, n_log, t_log = None, 0, now
+        if val_tokens is not None and len(val_tokens) and (step % validate_every == 0 or step == max_steps):
+            if is_main:
+                last_val = validate(model, val_tokens, recipe, device, max(local_batch, 64))
+                log({"step": step, "split": "validation", **last_val})
+                if last_val["objective"] < best:
+                    best = last_val["objective"]
+                    checkpoint(out_dir / "best.pt")
+        if is_main and (step % checkpoint_every == 0 or step == max_steps):
+            checkpoint(latest)
+            if val_tokens is None or not len(val_tokens):
+                checkpoint(out_dir / "best.pt")  # no validation split: best = latest
+    if bar is not None:
+        bar.close()
+    if is_main and not latest.exists():
+        checkpoint(latest)
+    if world > 1:
+        torch.distributed.barrier()
+    return {"step": step, "wall_time": wall, "best": best, "validation": last_val}
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a MusicVAE (CPU, one GPU, or torchrun for several)")
+    p.add_argument("--config", required=True, help="config name (export_onnx.configs.CONFIGS)")
+    p.add_argument("--data", required=True, help="dataset directory with train/validation .npz")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, log.jsonl)")
+    p.add_argument("--size", default="small", choices=["small", "full"])
+    p.add_argument("--max-steps", type=int, default=50_000)
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the recipe's)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/latest.pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores))")
+    p.add_argument("--device", default=None, help="cpu | cuda[:i] (default: cuda when available)")
+    p.add_argument("--val-examples", type=int, default=2048)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--validate-every", type=int, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None)
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = train(args.config, args.data, args.out, size=args.size, max_steps=args.max_steps,
+                    batch_size=args.batch_size, resume=args.resume, seed=args.seed, threads=args.threads,
+                    device=args.device, val_examples=args.val_examples, log_every=args.log_every,
+                    validate_every=args.validate_every, checkpoint_every=args.checkpoint_every)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items()}, default=str))
+    return 0

@@ -1,0 +1,114 @@
+// lb_scheduler.js -- start generated sequences exactly on their bar.
+//
+// Morph and knob replies carry "bar" (absolute bar index, bar = floor(beat / 4)). The device
+// plays a sequence by writing it into an idle clip slot and firing that slot with a clip launch
+// quantization of 1 bar, so Live itself starts it sample-accurately on the next bar line. The
+// scheduler's job is to fire during the bar *before* the target bar, and not too close to the
+// bar line (a fire that lands after the line would start one bar late). ES5 only (Max `js`).
+
+var BEATS_PER_BAR = 4;
+
+function beatMs(tempo) {
+    return 60000 / tempo;
+}
+
+function barOf(beat) {
+    return Math.floor(beat / BEATS_PER_BAR + 1e-9);
+}
+
+// The first bar that starts strictly after beat.
+function nextBar(beat) {
+    return barOf(beat) + 1;
+}
+
+// Milliseconds from the transport position (beats) until bar starts, at tempo (BPM).
+// Negative when the bar has already started.
+function timeToBarMs(beat, tempo, bar) {
+    return (bar * BEATS_PER_BAR - beat) * beatMs(tempo);
+}
+
+// opts.marginMs: a fire closer than this to the bar line is considered too late (default 60).
+function createScheduler(opts) {
+    opts = opts || {};
+    var marginMs = typeof opts.marginMs === "number" ? opts.marginMs : 60;
+    var queue = []; // sorted by bar; one item per bar (a newer item for the same bar replaces it)
+    var stats = { fired: 0, late: 0, retargeted: 0, replaced: 0 };
+
+    function add(item) {
+        if (typeof item.bar !== "number" || !isFinite(item.bar)) { throw new Error("scheduled item needs a numeric bar"); }
+        for (var i = 0; i < queue.length; i++) {
+            if (queue[i].bar === item.bar) {
+                queue[i] = item;
+                stats.replaced++;
+                return;
+            }
+        }
+        queue.push(item);
+        queue.sort(function (a, b) { return a.bar - b.bar; });
+    }
+
+    function clear() {
+        queue = [];
+    }
+
+    // transport: {beat, tempo, playing}. Returns actions, in order:
+    //   {type: "fire", item, bar, msUntil}  fire now; Live starts it at `bar`
+    //   {type: "late", item, bar, retargetBar|null}  missed its bar (retargeted or dropped)
+    // Nothing fires while the transport is stopped.
+    function poll(transport) {
+        var actions = [];
+        if (!transport || !transport.playing || !(transport.tempo > 0)) { return actions; }
+        var beat = transport.beat;
+        var barMs = BEATS_PER_BAR * beatMs(transport.tempo);
+        var reachable = nextBar(beat);
+        if (timeToBarMs(beat, transport.tempo, reachable) <= marginMs) { reachable++; }
+        // Items whose bar can no longer be hit.
+        while (queue.length && queue[0].bar < reachable) {
+            var late = queue.shift();
+            var retarget = null;
+            // The newest information should still be heard: if nothing else is queued, play the
+            // late item at the first bar that can still be hit instead of dropping it.
+            if (queue.length === 0 && late.retargetable !== false) {
+                retarget = reachable;
+                late.originalBar = late.bar;
+                late.bar = reachable;
+                queue.push(late);
+                stats.retargeted++;
+            }
+            stats.late++;
+            actions.push({ type: "late", item: late, bar: late.originalBar !== undefined ? late.originalBar : late.bar, retargetBar: retarget });
+            if (retarget !== null) { break; }
+        }
+        if (queue.length) {
+            var head = queue[0];
+            var ms = timeToBarMs(beat, transport.tempo, head.bar);
+            if (ms > marginMs && ms <= barMs && head.bar === nextBar(beat)) {
+                queue.shift();
+                stats.fired++;
+                actions.push({ type: "fire", item: head, bar: head.bar, msUntil: ms });
+            }
+        }
+        return actions;
+    }
+
+    function msUntilNext(transport) {
+        if (!queue.length || !transport || !(transport.tempo > 0)) { return null; }
+        return timeToBarMs(transport.beat, transport.tempo, queue[0].bar);
+    }
+
+    return {
+        add: add,
+        clear: clear,
+        poll: poll,
+        size: function () { return queue.length; },
+        peek: function () { return queue.length ? queue[0] : null; },
+        msUntilNext: msUntilNext,
+        stats: function () { return stats; }
+    };
+}
+
+exports.BEATS_PER_BAR = BEATS_PER_BAR;
+exports.barOf = barOf;
+exports.nextBar = nextBar;
+exports.timeToBarMs = timeToBarMs;
+exports.createScheduler = createScheduler;

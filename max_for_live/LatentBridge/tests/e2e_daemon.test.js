@@ -1,0 +1,147 @@
+"use strict";
+// END-TO-END: the device code (lb_app + lb_client + lb_live, the modules the [js] object loads)
+// talks OSC over loopback UDP to a real `python -m bridge serve`, and writes into a fake Live set.
+// lb_udp.js (dgram + lb_osc.js) stands in for Max's [udpsend]/[udpreceive].
+//
+// Needs from the daemon: `python -m bridge serve --port P --models DIR --no-default-models`;
+// ops hello (reply_port), ping, models, directions, transport, encode, interpolate (seq+done),
+// morph (ok with {"morph": id}, seqs tagged "bar", done) and stop. Needs tiny model packages:
+// $LB_E2E_MODELS, else tests/conftest.py build_cached_tiny_models() (builds them with torch once).
+// Skipped (with the reason) when the venv, the daemon or the models are not available.
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const path = require("path");
+const dgram = require("dgram");
+const { spawn, execFileSync } = require("child_process");
+const { code } = require("./helpers");
+const { createLiveSet } = require("./fake_live");
+const { createApp } = code("lb_app");
+const { createLive } = code("lb_live");
+const { openTransport } = code("lb_udp");
+
+const ROOT = path.resolve(__dirname, "..", "..", "..");
+const PY = path.join(ROOT, ".venv", "bin", "python");
+
+function why() {
+  if (!fs.existsSync(PY)) return "no .venv (run `make setup-dev`)";
+  if (!fs.existsSync(path.join(ROOT, "bridge", "server.py"))) return "bridge/server.py (the daemon) does not exist yet";
+  return null;
+}
+
+function modelsDir() {
+  if (process.env.LB_E2E_MODELS) return process.env.LB_E2E_MODELS;
+  const out = execFileSync(PY, ["-c", "import sys; sys.path.insert(0, 'tests'); from conftest import build_cached_tiny_models as b; print(b(('mel_2bar',)))"],
+    { cwd: ROOT, encoding: "utf8", timeout: 600000, stdio: ["ignore", "pipe", "pipe"] });
+  return out.trim().split("\n").pop();
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(pred, ms, tickFn, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (tickFn) tickFn();
+    if (pred()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const skip = why();
+test("e2e: interpolate and morph against a real daemon, written into a fake Live set", { skip: skip || false, timeout: 900000 }, async (t) => {
+  let dir;
+  try {
+    dir = modelsDir();
+  } catch (e) {
+    t.skip(`no tiny model packages: ${String(e.stderr || e.message).split("\n").slice(-2).join(" ")}`);
+    return;
+  }
+  const port = await freePort();
+  const log = [];
+  const serveArgs = ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"];
+  // The real command is `python -m bridge serve`; until bridge/__main__.py exists, call the same
+  // bridge.server.main through its own argument parser.
+  const cmd = fs.existsSync(path.join(ROOT, "bridge", "__main__.py")) ? ["-m", "bridge", "serve", ...serveArgs]
+    : ["-c", "import argparse, sys; from bridge import server; p = argparse.ArgumentParser(); server.configure_parser(p); " +
+      "sys.exit(server.main(p.parse_args(sys.argv[1:])))", ...serveArgs];
+  if (cmd[0] === "-c") t.diagnostic("bridge/__main__.py missing: started bridge.server.main directly");
+  const daemon = spawn(PY, cmd,
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  daemon.stdout.on("data", (d) => log.push(String(d)));
+  daemon.stderr.on("data", (d) => log.push(String(d)));
+  let exited = null;
+  daemon.on("exit", (c) => { exited = c; });
+  t.after(() => { if (exited === null) daemon.kill("SIGTERM"); });
+
+  const A = { name: "A", length: 8, notes: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ pitch: 60 + (i % 4) * 2, start_time: i, duration: 0.5, velocity: 100 })) };
+  const B = { name: "B", length: 8, notes: [0, 2, 4, 6].map((i) => ({ pitch: 72 - i, start_time: i, duration: 1, velocity: 90 })) };
+  const live = createLiveSet({ tracks: [{ name: "Lead", slots: [A, B, null, { name: "user clip", length: 4, notes: [] }, null, null, null, null, null] }],
+    highlighted: { track: 0, slot: 0 } });
+  live.set.song.tempo = 240;
+  const statuses = [];
+  let app = null;
+  const transport = await new Promise((resolve, reject) => openTransport({
+    host: "127.0.0.1", port, onMessage: (a, args) => { if (app) app.handleMessage(a, args); },
+  }, (err, tr) => (err ? reject(err) : resolve(tr))));
+  t.after(() => transport.close());
+  app = createApp({
+    live: createLive(live.LiveAPI), send: transport.send, replyPort: transport.replyPort,
+    ui: (kind, ...args) => { if (kind === "status") statuses.push(String(args[0])); },
+  });
+  app.start();
+  const tick = () => { if (exited !== null) throw new Error("daemon exited:\n" + log.join("")); app.tick(); };
+  await until(() => statuses.some((s) => /model\(s\)/.test(s)), 120000, tick, "connection + models\n" + log.join(""));
+  app.setModel("mel_2bar");
+
+  // Interpolate: 3 clips into the empty slots below A (2, 4, 5), slot 3 (a user clip) untouched.
+  assert.equal(app.captureA(), true);
+  live.set.highlighted = { track: 0, slot: 1 };
+  assert.equal(app.captureB(), true);
+  app.setParam("steps", 3);
+  app.interpolate();
+  await until(() => statuses.some((s) => /^wrote 3 clips/.test(s) || /failed/.test(s)), 120000, tick, "interpolation");
+  assert.ok(!statuses.some((s) => /failed/.test(s)), statuses.join("\n"));
+  const slots = live.set.tracks[0].slots;
+  assert.deepEqual(slots.map((s) => (s ? s.name : null)),
+    ["A", "B", "LB interp 1/3", "user clip", "LB interp 2/3", "LB interp 3/3", null, null, null]);
+  for (const i of [2, 4, 5]) {
+    assert.equal(slots[i].loop_end, 8); // mel_2bar: 2 bars
+    for (const n of slots[i].notes) {
+      assert.ok(Number.isInteger(n.pitch) && n.pitch >= 0 && n.pitch < 128);
+      assert.ok(n.start_time >= 0 && n.start_time < 8 && n.duration > 0);
+    }
+  }
+  assert.ok(slots[2].notes.length > 0, "the first interpolation step (reconstruction of A) has notes");
+
+  // Morph: the song plays at 240 BPM (a bar per second); the device is the clock.
+  live.set.song.is_playing = 1;
+  const t0 = Date.now();
+  const songTick = () => { live.set.song.current_song_time = (Date.now() - t0) / 250; tick(); };
+  await until(() => false || Date.now() - t0 > 300, 1000, songTick, "transport warm-up").catch(() => {});
+  app.setParam("steps", 2);
+  app.setParam("barsperstep", 1);
+  app.setParam("mode", 0); // once
+  const fired = live.set.tracks[0].fired;
+  const fireAt = [];
+  const watch = () => { const n = fired.length; songTick(); if (fired.length > n) fireAt.push(live.set.song.current_song_time); };
+  app.morph();
+  await until(() => fired.length >= 2 || statuses.some((s) => /morph failed/.test(s)), 20000, watch, "two morph steps fired");
+  assert.ok(!statuses.some((s) => /morph failed/.test(s)), statuses.join("\n"));
+  assert.deepEqual(fired.slice(0, 2), [6, 7]); // the empty slots below the interpolation results
+  // each fire happened inside the bar before the target and the target bars are consecutive
+  const bars = fireAt.map((b) => Math.floor(b / 4) + 1);
+  assert.equal(bars[1], bars[0] + 1);
+  assert.ok(!statuses.some((s) => /^late/.test(s)), statuses.join("\n"));
+  assert.equal(slots[6].name, "LB live 1");
+  assert.equal(slots[7].name, "LB live 2");
+  app.stop();
+  await until(() => app.client.pendingCount() === 0, 5000, songTick, "stop acknowledged");
+});

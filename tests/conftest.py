@@ -1,0 +1,62 @@
+"""Shared fixtures.
+
+`tiny_models_dir`: a directory holding tiny random-weight model packages of mel_2bar, drums_2bar,
+mel_16bar and trio_16bar (export_onnx.tiny, seed 0), usable with `bridge.load_model(dir / name)` or
+`load_model(name, models_dirs=dir)`. Built once and cached under the system temp dir, keyed by a
+hash of the code that shapes the packages, so later sessions (and parallel ones) reuse it. Treat it
+as read-only: copy a package before damaging it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIGS = ("mel_2bar", "drums_2bar", "mel_16bar", "trio_16bar")
+_SOURCES = ["export_onnx/model.py", "export_onnx/lstm.py", "export_onnx/export.py", "export_onnx/tiny.py",
+            "export_onnx/configs.py", "bridge/codecs.py"]
+
+
+def _cache_key() -> str:
+    h = hashlib.sha256()
+    for rel in _SOURCES:
+        p = ROOT / rel
+        h.update(rel.encode())
+        h.update(p.read_bytes() if p.exists() else b"-")
+    try:
+        import torch
+        h.update(torch.__version__.encode())
+    except ImportError:
+        pass
+    return h.hexdigest()[:16]
+
+
+def build_cached_tiny_models(configs=TINY_CONFIGS) -> Path:
+    cache = Path(tempfile.gettempdir()) / f"latent-bridge-tiny-{_cache_key()}"
+    if all((cache / c / "model.json").is_file() for c in configs):
+        return cache
+    pytest.importorskip("torch", reason="building tiny model packages needs torch (export_onnx)")
+    from export_onnx.tiny import build_tiny_packages
+    tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
+    try:
+        build_tiny_packages(tmp, configs)
+        try:
+            os.replace(tmp, cache)        # atomic; fails if another session got there first
+        except OSError:
+            if cache.exists() and all((cache / c / "model.json").is_file() for c in configs):
+                return cache
+            shutil.rmtree(cache, ignore_errors=True)
+            os.replace(tmp, cache)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir() -> Path:
+    return build_cached_tiny_models()
