@@ -5,7 +5,7 @@ serve: setup
 	.venv/bin/python -m bridge serve
 
 test: setup-dev
-	.venv/bin/python -m pytest tests
+	LATENT_BRIDGE_REQUIRE_MAGENTA_JS=1 .venv/bin/python -m pytest tests
 	@if [ -d max_for_live/LatentBridge/tests ]; then node --test max_for_live/LatentBridge/tests/; fi
 
 setup:

@@ -155,6 +155,11 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def add_accompany_parser(sub) -> None:
+    from . import accompany
+    accompany.add_parser(sub)
+
+
 def add_serve_parser(sub, load: bool) -> None:
     """`serve` belongs to bridge.server; import it only when the command is serve."""
     if load:
@@ -175,6 +180,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_models_parser(sub)
     add_sample_parser(sub)
     add_interpolate_parser(sub)
+    add_accompany_parser(sub)
     add_bench_parser(sub)
     add_serve_parser(sub, load=command == "serve")
     return parser

@@ -272,9 +272,9 @@ class ServerProcess:
 
 def spawn_server(models=(), *args: str, shipped: bool = False, port: int = 0, host: str = "127.0.0.1",
                  timeout: float = 60.0, python: str | None = None, env: dict | None = None) -> ServerProcess:
-    """Start `python -m bridge.server` serving the packages in `models` on a free port (by default)
-    and wait for its ready line."""
-    cmd = [python or sys.executable, "-m", "bridge.server", "--host", host, "--port", str(port)]
+    """Start `python -m bridge serve` serving the packages in `models` on a free port (by default)
+    and wait for its ready line. `args` are more serve options."""
+    cmd = [python or sys.executable, "-m", "bridge", "serve", "--host", host, "--port", str(port)]
     for m in models:
         cmd += ["--models", str(m)]
     if not shipped:

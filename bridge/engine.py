@@ -574,6 +574,12 @@ class Model:
                 zs = self.encode([list(c) for c in corners])
         return self.decode(latent.palette(zs, size), temperature, seed)
 
+    def accompany(self, melody_notes, temperature: float = 0.0, seed=None, **kw) -> list[Note]:
+        """Bass and drums for a melody (trio packages with a surrogate encoder): one note list,
+        track 0 = the melody note for note, 1 = bass, 2 = drums. See bridge.accompany."""
+        from .accompany import accompany
+        return accompany(self, melody_notes, temperature=temperature, seed=seed, **kw)
+
     def variations(self, notes, n: int = 4, spread: float = 0.5, seed=None,
                    temperature: float = 0.0) -> list[list[Note]]:
         """n variations of one sequence (or of a z): decode(z + spread * N(0, I))."""

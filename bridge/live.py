@@ -723,3 +723,24 @@ def close_midi() -> None:
     midi, HUB.midi = HUB.midi, None
     if midi is not None:
         midi.close()
+
+
+# ---- daemon command line (called by bridge.server for each op module that defines them) ----------
+def add_arguments(parser) -> None:
+    g = parser.add_argument_group("live MIDI (bridge.live)")
+    g.add_argument("--midi-in", default=None, metavar="NAME",
+                   help="MIDI input port: knob control changes (see --knobs) and MIDI clock")
+    g.add_argument("--midi-clock-in", default=None, metavar="NAME",
+                   help="a separate MIDI input port that only brings MIDI clock")
+    g.add_argument("--midi-out", default=None, metavar="NAME",
+                   help="open a virtual MIDI output port NAME playing the current pattern")
+    g.add_argument("--knobs", default=None, metavar="TOML",
+                   help="knob map: MIDI CC numbers -> latent directions (see knobs.example.toml)")
+    g.add_argument("--midi-api", default=None, choices=sorted(("alsa", "jack", "coremidi", "winmm")),
+                   help="rtmidi API (default: the platform's; also MIDO_BACKEND)")
+
+
+def configure(server, args) -> None:
+    """Open the MIDI side if any MIDI option was given (after the models are loaded)."""
+    if any(getattr(args, k, None) for k in ("midi_in", "midi_clock_in", "midi_out", "knobs")):
+        setup_midi(server, args.midi_in, args.midi_out, args.midi_clock_in, args.knobs, args.midi_api)

@@ -290,21 +290,20 @@ class PatternPlayer:
         pats = self._patterns
         for i, p in enumerate(pats):
             until = pats[i + 1].start_beat if i + 1 < len(pats) else math.inf
-            a, b = max(lo, p.start_beat), min(hi, until)
-            if a >= b or p.length <= 0 or not p.notes:
+            if p.length <= 0 or not p.notes or hi <= p.start_beat or lo > until:
                 continue
-            k0 = int(math.floor((a - p.start_beat) / p.length)) - 1
-            k1 = int(math.floor((b - p.start_beat) / p.length)) + 1
-            for k in range(max(k0, 0), k1 + 1):
+            k0 = max(int(math.floor((lo - p.start_beat) / p.length)) - 1, 0)
+            k1 = int(math.floor((min(hi, until) - p.start_beat) / p.length)) + 1
+            for k in range(k0, k1 + 1):
                 base = p.start_beat + k * p.length
                 for n in p.notes:
                     on = base + n.start
-                    if on >= p.start_beat + (k + 1) * p.length or on >= until:
+                    if on >= until or n.start >= p.length:
                         continue
                     off = min(base + n.end, until)
-                    if a <= on < b:
+                    if lo <= on < hi:
                         out.append((on, 1, n))
-                    if a <= off < b and on < until:
+                    if lo <= off < hi:
                         out.append((off, 0, n))
         out.sort(key=lambda e: (e[0], e[1]))
         return out
@@ -392,7 +391,8 @@ class MidiLive:
         for wanted, role in ((midi_in, "in"), (clock_in, "clock")):
             if wanted:
                 port_name = find_port(names, wanted, "input")
-                port = self.backend.open_input(port_name, client_name=f"{client_name}-{role}")
+                # (mido makes a port virtual when given a client_name: connect to the named one instead)
+                port = self.backend.open_input(port_name)
                 port.callback = self._on_message
                 self.inputs.append(port)
         self.out_port = None

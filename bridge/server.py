@@ -33,7 +33,7 @@ from .session import INT32_MAX, INT32_MIN, REPLY_ADDRESSES, Session
 
 log = logging.getLogger("bridge.server")
 
-OP_MODULES = ("bridge.live",)          # imported if present; each registers its ops on import
+OP_MODULES = ("bridge.live", "bridge.accompany")          # imported if present; each registers its ops on import
 MAX_SESSIONS = 1024
 _SUPPORTED_TAGS = set("ihfdsbTFN")     # OSC 1.0 types plus the common 1.1 ones python-osc reads
 
@@ -228,12 +228,22 @@ class BridgeServer:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+        self._drain_socket()   # requests already received by the OS get an answer too (busy)
         deadline = time.monotonic() + timeout
         with self._idle:
             while self._active and time.monotonic() < deadline:
                 self._idle.wait(0.05)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        for s in self.sessions():   # requests that never started still get an answer
+            for item in s.take_pending():
+                try:
+                    if isinstance(item, _Fail):
+                        s.error(item.id, item.code, item.message)
+                    else:
+                        s.error(item.id, "busy", "the daemon is shutting down")
+                except Exception:
+                    log.exception("shutdown reply failed")
         for hook in ops.shutdown_hooks():
             try:
                 hook()
@@ -246,6 +256,22 @@ class BridgeServer:
             s.close()
         if self._sock is not None:
             self._sock.close()
+
+    def _drain_socket(self) -> None:
+        if self._sock is None:
+            return
+        self._sock.setblocking(False)
+        for _ in range(10000):
+            try:
+                data, source = self._sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            try:
+                self._datagram(data, source)
+            except Exception:
+                log.exception("datagram handling failed during shutdown")
 
     # ---- routing ----
     def reply_address(self, session: Session) -> tuple:
@@ -567,13 +593,20 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def import_op_modules(extra=()) -> None:
-    for name in list(OP_MODULES) + list(extra):
+    """Import the op modules: a built-in one that fails is logged and skipped (the core ops keep
+    serving); one named with --ops-module must import."""
+    for name in OP_MODULES:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if name in OP_MODULES and e.name == name:
-                continue  # optional module not written yet
-            raise
+            if e.name != name:
+                event(logging.ERROR, "op module failed to import; its ops are not served", module=name,
+                      error=f"{type(e).__name__}: {e}")
+        except Exception as e:
+            event(logging.ERROR, "op module failed to import; its ops are not served", module=name,
+                  error=f"{type(e).__name__}: {e}")
+    for name in extra:
+        importlib.import_module(name)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -591,7 +624,24 @@ def main(args: argparse.Namespace) -> int:
         event(logging.ERROR, "cannot import an ops module", error=f"{type(e).__name__}: {e}")
         return 2
     limits = replace(Limits(), **dict(args.limit)) if args.limit else Limits()
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _serve(args, limits, stop)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _serve(args: argparse.Namespace, limits: Limits, stop: threading.Event) -> int:
     models, failed = load_models(args.models, not args.no_default_models, args.provider)
+    if stop.is_set():
+        event(logging.INFO, "stopped before serving")
+        return 0
     if not models:
         event(logging.WARNING, "no model loaded; only ping, hello, models and stats will work")
     server = BridgeServer(models, host=args.host, port=args.port, workers=args.workers, limits=limits,
@@ -601,12 +651,6 @@ def main(args: argparse.Namespace) -> int:
     except OSError as e:
         event(logging.ERROR, f"cannot bind udp {args.host}:{args.port}", error=str(e))
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     names = ", ".join(sorted(models)) or "(none)"
     event(logging.INFO, f"ready on {server.url} with models: {names}", host=server.address[0],
           port=server.address[1], models=sorted(models), failed=len(failed), workers=server.workers)
@@ -616,8 +660,6 @@ def main(args: argparse.Namespace) -> int:
     finally:
         event(logging.INFO, "shutting down")
         server.shutdown()
-        for s, h in previous.items():
-            signal.signal(s, h)
         event(logging.INFO, "stopped", requests=server.stats.snapshot()["requests"])
     return 0
 

@@ -87,7 +87,8 @@ class Session:
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self._pending: deque = deque()
-        self._running = False
+        self._running = False     # a run_next is scheduled or running
+        self._executing = False   # an item has been taken off the queue and is running
         self._closed = False
         self._close_callbacks: list[Callable[["Session"], None]] = []
 
@@ -185,8 +186,9 @@ class Session:
 
     @property
     def queued(self) -> int:
+        """Requests waiting or running."""
         with self._lock:
-            return len(self._pending) + (1 if self._running else 0)
+            return len(self._pending) + (1 if self._executing else 0)
 
     # ---- the per-client serial queue (driven by the server) -----------------------------------
     def enqueue(self, item, limit: int) -> bool | None:
@@ -196,13 +198,20 @@ class Session:
             if self._closed:
                 return False
             self.last_seen = time.monotonic()
-            if len(self._pending) + (1 if self._running else 0) >= limit:
+            if len(self._pending) + (1 if self._executing else 0) >= limit:
                 return None
             self._pending.append(item)
             if self._running:
                 return False
             self._running = True
             return True
+
+    def take_pending(self) -> list:
+        """Remove and return the queued (not yet running) items."""
+        with self._lock:
+            items = list(self._pending)
+            self._pending.clear()
+            return items
 
     def run_next(self, execute: Callable[["Session", Any], None]) -> bool:
         """Run one queued item (on a worker thread). Returns True if more are waiting: the server
@@ -212,10 +221,12 @@ class Session:
                 self._running = False
                 return False
             item = self._pending.popleft()
+            self._executing = True
         try:
             execute(self, item)
         finally:
             with self._lock:
+                self._executing = False
                 more = bool(self._pending)
                 if not more:
                     self._running = False

@@ -17,7 +17,7 @@ COMMANDS = [
     "evaluate",           # export_onnx.evaluate
     # "export",           # export_onnx.export
     "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
-    # "train_surrogate",  # export_onnx.train_surrogate (registers "train-surrogate")
+    "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
 ]
 
 

@@ -43,10 +43,8 @@ encoders, segments that are not 16-step bars, and unequal layer sizes within a d
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,10 +256,6 @@ class ImportPlan:
     @property
     def input_size(self) -> int:
         return sum(self.num_classes)
-
-    @property
-    def encoder_input_depth(self) -> int:
-        return ROLL_DEPTH if self.roll_input else self.input_size
 
 
 def _melody_track(args: dict, name: str, program: int, where: str) -> TrackSpec:
@@ -607,7 +601,7 @@ def build_model(plan: ImportPlan, weights: dict[str, np.ndarray], name: str = "i
     return model
 
 
-def load_checkpoint(ckpt_dir, name: str = "imported"):
+def load_magenta_checkpoint(ckpt_dir, name: str = "imported"):
     """Read and check a magenta.js checkpoint directory -> (torch model, plan, config.json dict)."""
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
@@ -632,7 +626,7 @@ def import_magenta(ckpt_dir, out_dir, name: str | None = None, weights: str = "f
 
     out_dir = Path(out_dir)
     name = name or out_dir.name
-    model, plan, spec = load_checkpoint(ckpt_dir, name)
+    model, plan, spec = load_magenta_checkpoint(ckpt_dir, name)
     training = {
         "source": "magenta.js checkpoint",
         "checkpoint": str(Path(ckpt_dir).resolve()),

@@ -26,12 +26,16 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-import torch
+# OpenMP threads that spin while waiting collapse when the cores are shared (a step can take 100x
+# longer); passive waiting costs little when the machine is idle. Only effective before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .configs import ModelConfig, TrainRecipe, get_config
-from .model import (MusicVAE, kl_divergence, reconstruction_loss, resolve_size, step_accuracy,
-                    vae_loss)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .configs import ModelConfig, TrainRecipe, get_config  # noqa: E402
+from .model import (MusicVAE, kl_divergence, reconstruction_loss, resolve_size,  # noqa: E402
+                    step_accuracy, vae_loss)
 
 
 # --------------------------------------------------------------------------------------------- schedules
@@ -168,6 +172,16 @@ def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, b
     return out
 
 
+def default_threads() -> int:
+    """min(2, cores); 1 when the machine is already busier than its cores (shared CPU)."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except OSError:
+        busy = False
+    return 1 if busy else max(1, min(2, cores))
+
+
 def _dist_info() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -183,7 +197,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
           model_size=None, recipe_changes: dict | None = None, progress: bool = True) -> dict:
     """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones)."""
     world, rank, local_rank = _dist_info()
-    torch.set_num_threads(threads or max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(threads or default_threads())
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -356,7 +370,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/latest.pt")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores))")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores), 1 on a busy machine)")
     p.add_argument("--device", default=None, help="cpu | cuda[:i] (default: cuda when available)")
     p.add_argument("--val-examples", type=int, default=2048)
     p.add_argument("--log-every", type=int, default=50)

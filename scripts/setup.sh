@@ -23,6 +23,8 @@ if [ "$mode" = dev ]; then
   # torch first and pinned: the local CPU build; an unpinned torch pulls GBs of CUDA packages.
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[train,test]"
+  # magenta.js, the reference the Magenta-import parity tests run against (pinned by the lockfile)
+  npm ci --prefix tests/magenta_js --ignore-scripts --no-audit --no-fund --loglevel=error
 else
   .venv/bin/python -m pip install -q -e .
 fi

@@ -28,10 +28,10 @@ def _cache_key() -> str:
         p = ROOT / rel
         h.update(rel.encode())
         h.update(p.read_bytes() if p.exists() else b"-")
-    try:
-        import torch
-        h.update(torch.__version__.encode())
-    except ImportError:
+    try:   # the version without importing torch (seconds)
+        from importlib.metadata import version
+        h.update(version("torch").encode())
+    except Exception:
         pass
     return h.hexdigest()[:16]
 

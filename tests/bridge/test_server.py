@@ -6,15 +6,15 @@ replies are compared with the same packages run in this process through bridge.e
 from __future__ import annotations
 
 import json
-import os
+import queue
 import re
 import select
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -25,10 +25,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge import engine
-from bridge.client import BridgeClient, BridgeError, spawn_server
+from bridge.client import BridgeError, spawn_server
 from bridge.codecs import DRUM_CLASSES
 from bridge.notes import Note
-from bridge.session import MAX_REPLY_BYTES
 
 MODELS = ("mel_2bar", "drums_2bar", "mel_16bar", "trio_16bar")
 MELODY = [[60, 0, 1, 100, 0], [62, 1, 0.5, 90, 0], [64, 1.5, 0.5, 80, 0], [67, 2, 2, 100, 0],
@@ -55,6 +54,10 @@ def push(session, request):
             session.send("/test/push", request.id, i)
     session.ok(request.id, {"pushing": n})
     threading.Thread(target=later, daemon=True).start()
+
+@ops.op("test_now", serial=False)
+def now(session, request):
+    return {"now": True}
 
 @ops.op("test_bigseq")
 def bigseq(session, request):
@@ -415,6 +418,25 @@ def test_busy_when_a_client_queues_too_much(c):
     assert c.request("ping").ok
 
 
+def test_clients_are_served_in_parallel(srv):
+    with srv.client() as slow, srv.client() as fast:
+        ids = [slow.send("sample", model="mel_16bar", n=4, temperature=0.5, seed=i) for i in range(4)]
+        time.sleep(0.02)
+        ping = fast.request("ping")
+        replies = [slow.wait(rid, timeout=60) for rid in ids]
+        assert all(r.status == "done" for r in replies)
+        # the ping did not wait behind the other client's queue (it was sent 20 ms after the 4 samples)
+        assert 0.02 + ping.elapsed < replies[1].elapsed
+
+
+def test_non_serial_op_overtakes_queued_requests(c):
+    ids = [c.send("sample", model="mel_16bar", n=4, temperature=0.5, seed=i) for i in range(3)]
+    now = c.send("test_now")
+    assert c.wait(now).data == {"now": True}
+    assert c.completed[-1] == now and not set(ids) & set(c.completed)
+    assert all(c.wait(rid, timeout=60).status == "done" for rid in ids)
+
+
 # ---- routing -------------------------------------------------------------------------------------------
 
 def _osc_receive(sock, timeout=3.0):
@@ -478,15 +500,17 @@ def test_liblo_oscsend_and_oscdump(srv):
         subprocess.run(["oscsend", "127.0.0.1", str(srv.port), path, "is", str(rid), json.dumps(obj)],
                        check=True, timeout=10)
 
-    lines = []
+    lines, incoming = [], queue.Queue()
+    threading.Thread(target=lambda: [incoming.put(x) for x in dump.stdout], daemon=True).start()
 
     def read_until(pred, timeout=10.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r, _, _ = select.select([dump.stdout], [], [], 0.1)
-            if not r:
-                continue
-            m = re.search(r"(/\S+) (\w+) ?(.*)$", dump.stdout.readline().strip())  # [timetag] path types args
+            try:
+                line = incoming.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            m = re.search(r"(/\S+) (\w+) ?(.*)$", line.strip())  # oscdump: [timetag] path types args
             if m:
                 lines.append(m.groups())
                 if pred(*m.groups()):

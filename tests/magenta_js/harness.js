@@ -6,6 +6,7 @@
 //   "checkpoint": "/abs/dir",              // config.json + weights_manifest.json + shards
 //   "encode_tokens": [B][steps][tracks],     // optional: z = encodeTensors(one-hot of the tokens)
 //   "decode_z": [B][z],                      // optional: argmax decodeTensors(z) -> tokens
+//   "decode_encoded": true,                  // optional: decode the encoded z first, then decode_z
 //   "convert": [NoteSequenceLike, ...],      // optional: dataConverter.toTensor -> tokens
 //   "timing": {"reps": n, "z": [B][z], "a": ns, "b": ns, "interp_steps": 8}   // optional
 // }
@@ -125,7 +126,7 @@ function median(xs) {
 }
 
 async function timeIt(reps, fn) {
-  await fn();  // warm-up
+  await fn();  // warm-up (also the first use of each tfjs kernel)
   const ms = [];
   for (let i = 0; i < reps; ++i) {
     const t0 = process.hrtime.bigint();
@@ -159,8 +160,10 @@ async function main() {
       x.dispose();
       z.dispose();
     }
-    if (job.decode_z) {
-      const z = tf.tensor2d(job.decode_z);
+    if (job.decode_z || (job.decode_encoded && out.z)) {
+      // decode_encoded: decode the z just encoded (first), then the rows of decode_z
+      const rows = (job.decode_encoded && out.z ? out.z : []).concat(job.decode_z || []);
+      const z = tf.tensor2d(rows);
       const oh = await model.decodeTensors(z);
       out.decoded = await oneHotToTokens(oh, lay);
       z.dispose();
