@@ -214,7 +214,8 @@ class KnobMap:
         """A control_change -> (binding, value in -1..1), or None if no knob is mapped to it."""
         if msg.type != "control_change":
             return None
-        for b in self.bindings:
+        # a knob bound to the message's channel wins over one bound to any channel
+        for b in sorted(self.bindings, key=lambda b: b.channel is None):
             if b.cc == msg.control and (b.channel is None or b.channel == msg.channel):
                 return b, cc_to_value(msg.value)
         return None

@@ -590,6 +590,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="import MODULE to register more ops (repeatable)")
     p.add_argument("--limit", action="append", default=[], type=_limit_override, metavar="NAME=VALUE",
                    help="override a request limit, e.g. --limit max_queue=128")
+    # op modules may bring options of their own (bridge.live: --midi-in, --midi-out, --knobs, ...)
+    for module in _op_modules_with("add_arguments"):
+        module.add_arguments(p)
+
+
+def _op_modules_with(hook: str):
+    for name in OP_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            continue  # import_op_modules logs it when the daemon starts
+        if hasattr(module, hook):
+            yield module
 
 
 def import_op_modules(extra=()) -> None:
@@ -651,6 +664,13 @@ def _serve(args: argparse.Namespace, limits: Limits, stop: threading.Event) -> i
     except OSError as e:
         event(logging.ERROR, f"cannot bind udp {args.host}:{args.port}", error=str(e))
         return 1
+    for module in _op_modules_with("configure"):
+        try:
+            module.configure(server, args)
+        except Exception as e:  # a bad knobs.toml or a missing MIDI port: say so and stop cleanly
+            event(logging.ERROR, f"{module.__name__} could not start", error=f"{type(e).__name__}: {e}")
+            server.shutdown()
+            return 2
     names = ", ".join(sorted(models)) or "(none)"
     event(logging.INFO, f"ready on {server.url} with models: {names}", host=server.address[0],
           port=server.address[1], models=sorted(models), failed=len(failed), workers=server.workers)

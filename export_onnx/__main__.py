@@ -15,7 +15,8 @@ COMMANDS = [
     "dataset",            # export_onnx.dataset: MIDI folders -> token windows + splits
     "train",              # export_onnx.train
     "evaluate",           # export_onnx.evaluate
-    # "export",           # export_onnx.export
+    "export",             # export_onnx.export (also registers "make-tiny")
+    "directions",         # export_onnx.directions: attribute vectors + principal directions
     "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
     "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
 ]

@@ -94,6 +94,13 @@ HIER_16BAR_SIZES = {
     "full": ModelSize(enc_units=1024, dec_units=1024, dec_layers=2, z_size=512,
                       cond_units=1024, cond_layers=2, emb_size=1024, bar_enc_units=1024),
 }
+# the trio's one-hot is 692 wide and it has three core decoders: a narrower small size keeps its
+# package under ~15 MB with fp16 weights
+TRIO_16BAR_SIZES = {
+    "small": ModelSize(enc_units=192, dec_units=192, dec_layers=2, z_size=256,
+                       cond_units=192, cond_layers=2, emb_size=192, bar_enc_units=128),
+    "full": HIER_16BAR_SIZES["full"],
+}
 FLAT_16BAR_SIZES = {
     "small": ModelSize(enc_units=256, dec_units=512, dec_layers=2, z_size=256),
     "full": ModelSize(enc_units=2048, dec_units=2048, dec_layers=3, z_size=512),
@@ -105,7 +112,7 @@ CONFIGS: dict[str, ModelConfig] = {c.name: c for c in [
     ModelConfig("drums_2bar", "drums", 2, DRUMS, False, FLAT_2BAR_SIZES),
     ModelConfig("mel_16bar", "melody", 16, MELODY, True, HIER_16BAR_SIZES,
                 TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
-    ModelConfig("trio_16bar", "trio", 16, TRIO, True, HIER_16BAR_SIZES,
+    ModelConfig("trio_16bar", "trio", 16, TRIO, True, TRIO_16BAR_SIZES,
                 TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
     ModelConfig("mel_16bar_flat", "melody", 16, MELODY, False, FLAT_16BAR_SIZES,
                 TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),

@@ -240,7 +240,7 @@ def load_directions(path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def register(subparsers) -> None:
+def add_parser(subparsers) -> None:
     p = subparsers.add_parser("directions", help="latent attribute vectors + principal components of a run",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="run directory (best.pt / latest.pt)")

@@ -28,9 +28,10 @@ MELODY = [Note(60, 0.0, 1.0, 100), Note(64, 0.0, 1.0, 70), Note(62, 1.0, 1.5, 90
           Note(67, 8.0, 10.0, 100), Note(65, 12.5, 13.0, 60), Note(72, 20.0, 24.0, 100), Note(60, 30.0, 31.75, 100)]
 
 
-@pytest.fixture(scope="session")
-def accomp_dir(tiny_models_dir) -> Path:
-    """tiny trio_16bar with surrogate_encoder.onnx, plus mel_2bar; cached by the code that shapes it."""
+def build_cached_accompany_models(tiny_models_dir) -> Path:
+    """A directory with the tiny trio_16bar plus surrogate_encoder.onnx, and mel_2bar; cached under
+    the system temp dir by the code that shapes it (the Node e2e test of the device uses it too)."""
+    tiny_models_dir = Path(tiny_models_dir)
     h = hashlib.sha256(str(tiny_models_dir).encode())
     h.update((ROOT / "export_onnx" / "surrogate.py").read_bytes())
     cache = Path(tempfile.gettempdir()) / f"latent-bridge-accomp-{h.hexdigest()[:16]}"
@@ -53,6 +54,11 @@ def accomp_dir(tiny_models_dir) -> Path:
         torch.set_num_threads(threads)
         shutil.rmtree(tmp, ignore_errors=True)
     return cache
+
+
+@pytest.fixture(scope="session")
+def accomp_dir(tiny_models_dir) -> Path:
+    return build_cached_accompany_models(tiny_models_dir)
 
 
 @pytest.fixture(scope="module")

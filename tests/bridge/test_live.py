@@ -283,8 +283,11 @@ def test_knob_burst_last_value_wins_without_backlog(daemon, live_models, model):
         assert len(oks) == 200                                    # every request is answered
         assert replies[-1][2]["knob"]["value"] == 0.7777          # the last value wins ...
         assert replies[-1][2]["knobs"] == {"note_density": pytest.approx(values[-2], abs=1e-6), "pc1": 0.7777}
-        assert len(replies) < 200                                 # ... coalesced, no backlog:
-        assert replies[-1][0] - t_last < 0.5 + 3 * max(lat_single)  # done within a decode or two
+        ids = [k for _, k, _ in replies]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)   # never an older value after a newer one
+        assert replies[-1][0] - t_last < 0.5 + 3 * max(lat_single)  # no backlog: done within a decode or two
+        if model == "mel_16bar":                                  # decodes slower than the knob moves:
+            assert len(replies) < 150                             # coalesced
         latencies = []
         for t, k, s in replies:
             beat = sim.beat_at(t)

@@ -3,12 +3,14 @@ JACK server (jackd -d dummy, started and stopped here under a unique server name
 JACK API: MIDI clock + control changes in, the pattern out of the daemon's virtual port."""
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -67,6 +69,11 @@ def test_knob_map_and_cc_values(tmp_path):
     assert b.direction == 1 and v == -1.0
     assert km.lookup(mido.Message("note_on", note=21)) is None
     assert cc_to_value(64) == 0.0 and cc_to_value(0) == -1.0 and cc_to_value(127) == 1.0
+    example = KnobMap.load(Path(__file__).resolve().parents[2] / "knobs.example.toml")
+    b, v = example.lookup(mido.Message("control_change", control=21, value=96, channel=9))
+    assert (b.model, b.direction, v) == ("drums_2bar", "hit_density", pytest.approx(32 / 63))
+    b, _ = example.lookup(mido.Message("control_change", control=21, value=96, channel=0))
+    assert (b.model, b.direction) == ("mel_2bar", "note_density")
     for bad, fragment in [('[[knob]]\ncc = 200\ndirection = "x"\nmodel = "m"\n', "0..127"),
                           ('[[knob]]\ncc = 1\ndirection = "x"\n', "has no model"),
                           ('model = "m"\n', "no \\[\\[knob\\]\\]"),
@@ -196,8 +203,12 @@ def test_cc_knobs_and_clocked_midi_out_through_jack(jack, tiny_models_dir, tmp_p
     listen = None
     clock = None
     try:
-        midi = live.setup_midi(server, midi_in="lbtest-ctl", midi_out="lb-out", knobs_path=str(knobs),
-                               api="jack", record=True)
+        # the daemon's command line: bridge.live.add_arguments / configure
+        parser = argparse.ArgumentParser()
+        live.add_arguments(parser)
+        live.configure(server, parser.parse_args(["--midi-in", "lbtest-ctl", "--midi-out", "lb-out",
+                                                  "--knobs", str(knobs), "--midi-api", "jack"]))
+        midi = live.HUB.midi
         out_name = next(n for n in jack.get_input_names() if "lb-out" in n)
         listen = jack.open_input(out_name)
         listen.callback = lambda m: received.append((time.monotonic(), m))

@@ -89,14 +89,14 @@ def test_training_overfits_a_tiny_set_and_reports_held_out_numbers(trio, data_di
     fresh = S.SurrogateEncoder(trio.config, TINY)
     before = S.latent_metrics(fresh, trio, tokens, "mse")["latent_mse"]
     out = tmp_path / "run"
-    m = S.train_surrogate(None, data_dir, out, loss="mse", max_steps=120, batch_size=8, learning_rate=1e-2,
-                          init="random", augment=False, validate_every=40, decode_examples=3,
+    m = S.train_surrogate(None, data_dir, out, loss="mse", max_steps=60, batch_size=8, learning_rate=2e-2,
+                          init="random", augment=False, validate_every=20, decode_examples=3,
                           threads=1, progress=False, trio_model=trio)
     after = m["validation"]["latent_mse"]
-    assert after < 0.1 * before, (before, after)
+    assert after < 0.01 * before, (before, after)
     held = m["held_out"]
     assert m["held_out_split"] == "test" and held["n"] == 6
-    assert held["latent_mse"] >= 0 and set(held["baseline_latent_mse"]) == {"zero", "train_mean_free", "trio_encoder_melody_only"}
+    assert held["latent_mse"] >= 0 and set(held["baseline_latent_mse"]) == {"zero", "held_out_mean", "trio_encoder_melody_only"}
     dec = held["decode"]
     assert dec["n"] == 3
     for key in ("true_z", "predicted_z", "melody_only_z"):
@@ -105,7 +105,7 @@ def test_training_overfits_a_tiny_set_and_reports_held_out_numbers(trio, data_di
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["held_out"]["latent_mse"] == pytest.approx(held["latent_mse"])
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in log if e["split"] == "validation"] == [40, 80, 120]
+    assert [e["step"] for e in log if e["split"] == "validation"] == [20, 40, 60]
     # the checkpoint is the best validation step and reloads to the same predictions
     sur, info = S.load_surrogate(out)
     assert info["loss"] == "mse" and info["step"] == m["best_step"]

@@ -315,7 +315,13 @@ function createApp(opts) {
         var mel = live.readClip(t.path, src);
         var targets = slotsLib.accompanyTargets(live.tracksAt(src), t.index);
         if (!targets.ok) { status(targets.error); return null; }
-        return client.request("accompany", { model: model, notes: mel.rows, temperature: s.temperature }, {
+        var payload = { model: model, notes: mel.rows, temperature: s.temperature };
+        var tr = null;
+        try { tr = live.transport(); } catch (e) { tr = s.lastTransport; }
+        if (tr && tr.numerator > 0 && tr.denominator > 0) {
+            payload.time_signature = [tr.numerator, tr.denominator]; // the daemon refuses anything but 4/4
+        }
+        return client.request("accompany", payload, {
             seq: function (seq) {
                 var now2 = slotsLib.accompanyTargets(live.tracksAt(src), t.index);
                 if (!now2.ok) { status(now2.error); return; }
