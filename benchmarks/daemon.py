@@ -144,7 +144,7 @@ def bench_daemon(stage_dir, packages, provider: str, iterations: int, warmup: in
     {"provider", "ready_s", "ping": stats, "models": {name: {...}}, "log_tail": [...]}."""
     t0 = time.monotonic()
     server = spawn_server([stage_dir], "--provider", provider, "--limit", f"max_n={max(batches)}",
-                          "--log-level", "WARNING", timeout=600.0)
+                          timeout=600.0)
     ready_s = time.monotonic() - t0
     out = {"provider": provider, "ready_s": round(ready_s, 2), "models": {}}
     try:

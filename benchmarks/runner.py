@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     quick = args.quick
     iterations = args.iterations or (5 if quick else 200)
     warmup = 1 if quick else 10
-    budget = args.budget if args.budget is not None else (2.0 if quick else 20.0)
+    budget = args.budget if args.budget is not None else (2.0 if quick else 10.0)
     slots = 1 if quick else 3
     tempos = tuple(float(t) for t in args.tempos.split(",") if t.strip())
 

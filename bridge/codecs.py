@@ -40,8 +40,11 @@ DRUM_CLASSES: list[tuple[str, tuple[int, ...]]] = [
 DRUM_PITCH_TO_CLASS: dict[int, int] = {p: i for i, (_, ps) in enumerate(DRUM_CLASSES) for p in ps}
 
 
+_MAX_BEAT = 1e12   # far past any sequence; a huge (or infinite) note end must not overflow int()
+
+
 def _step(beat: float) -> int:
-    return beat_to_step(beat)
+    return beat_to_step(min(beat, _MAX_BEAT))
 
 
 class MelodyCodec:

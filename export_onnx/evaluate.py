@@ -61,9 +61,23 @@ def evaluate_tokens(model: MusicVAE, tokens: np.ndarray, batch_size: int = 128, 
             "reconstruction_exact": exact / n, "kl_bits": kl_sum / n / math.log(2), "r_loss_nats": r_sum / n}
 
 
-def _roll(model: MusicVAE, tokens: np.ndarray) -> np.ndarray:
+def _pitch_ranges(model: MusicVAE, panels: list) -> list:
+    """Per track, the token range [lo, hi] of note-ons used in any panel (padded), so the rows stay readable."""
+    out = []
+    for i, tc in enumerate(model.config.codec.tracks):
+        if tc.kind == "drums":
+            out.append(None)
+            continue
+        on = np.concatenate([np.asarray(tok)[:, i] for _, tok in panels])
+        on = on[on >= 2]
+        lo, hi = (int(on.min()) - 2, int(on.max()) + 2) if len(on) else (2, 14)
+        out.append((max(lo, 2), min(hi, tc.num_classes - 1)))
+    return out
+
+
+def _roll(model: MusicVAE, tokens: np.ndarray, ranges: list | None = None) -> np.ndarray:
     """(steps, tracks) tokens -> an image (rows, steps): each track's pitch rows (or drum classes) stacked,
-    value = track index + 1 where a note sounds."""
+    value = track index + 1 where a note sounds. `ranges`: per melody track the token rows to show."""
     codec = model.config.codec
     steps = tokens.shape[0]
     blocks = []
@@ -79,6 +93,10 @@ def _roll(model: MusicVAE, tokens: np.ndarray) -> np.ndarray:
             for note in tc.decode(tokens[:, i]):
                 s0, s1 = int(round(note.start * 4)), int(round(note.end * 4))
                 img[note.pitch - tc.min_pitch, s0:max(s1, s0 + 1)] = i + 1
+                img[note.pitch - tc.min_pitch, s0] = 4  # onsets stand out from holds
+            if ranges is not None and ranges[i] is not None:
+                lo, hi = ranges[i]
+                img = img[lo - 2:hi - 1]
         blocks.append(img)
         blocks.append(np.full((1, steps), -1.0))
     return np.concatenate(blocks[:-1], axis=0)
@@ -103,11 +121,12 @@ def plot(model: MusicVAE, tokens: np.ndarray, path: Path, n_recon: int = 3, n_in
     for i in range(n_recon):
         panels += [(f"input {i}", tokens[i]), (f"reconstruction {i}", rec[i])]
     panels += [(f"interpolation {j}/{len(interp) - 1} (input 0 -> input 1)", x) for j, x in enumerate(interp)]
-    cmap = matplotlib.colors.ListedColormap(["#cccccc", "white", "#1f77b4", "#d62728", "#2ca02c"])
+    cmap = matplotlib.colors.ListedColormap(["#cccccc", "white", "#1f77b4", "#d62728", "#2ca02c", "black"])
+    ranges = _pitch_ranges(model, panels)
     fig, axes = plt.subplots(len(panels), 1, figsize=(12, 1.6 * len(panels)), squeeze=False)
     for ax, (title, tok) in zip(axes[:, 0], panels):
-        img = _roll(model, np.asarray(tok))
-        ax.imshow(img, aspect="auto", origin="lower", interpolation="nearest", cmap=cmap, vmin=-1, vmax=3)
+        img = _roll(model, np.asarray(tok), ranges)
+        ax.imshow(img, aspect="auto", origin="lower", interpolation="nearest", cmap=cmap, vmin=-1.5, vmax=4.5)
         for bar in range(0, img.shape[1], 16):
             ax.axvline(bar - 0.5, color="k", lw=0.4)
         ax.set_title(title, fontsize=8)
@@ -115,7 +134,7 @@ def plot(model: MusicVAE, tokens: np.ndarray, path: Path, n_recon: int = 3, n_in
     axes[-1, 0].set_xlabel("step (16 per bar)")
     fig.suptitle(f"{model.config.name}: reconstructions and an interpolation", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

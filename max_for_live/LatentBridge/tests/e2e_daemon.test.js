@@ -7,7 +7,7 @@
 // ops hello (reply_port), ping, models, directions, transport, encode, interpolate (seq+done),
 // morph (ok with {"morph": id}, seqs tagged "bar", done) and stop. Needs tiny model packages:
 // $LB_E2E_MODELS, else tests/conftest.py build_cached_tiny_models() (builds them with torch once).
-// Skipped (with the reason) when the venv, the daemon or the models are not available.
+// `make test` sets up the venv first; a missing venv or model build fails the test.
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
@@ -22,12 +22,6 @@ const { openTransport } = code("lb_udp");
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const PY = path.join(ROOT, ".venv", "bin", "python");
-
-function why() {
-  if (!fs.existsSync(PY)) return "no .venv (run `make setup-dev`)";
-  if (!fs.existsSync(path.join(ROOT, "bridge", "server.py"))) return "bridge/server.py (the daemon) does not exist yet";
-  return null;
-}
 
 function modelsDir() {
   if (process.env.LB_E2E_MODELS) return process.env.LB_E2E_MODELS;
@@ -55,24 +49,13 @@ async function until(pred, ms, tickFn, what) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const skip = why();
-test("e2e: interpolate and morph against a real daemon, written into a fake Live set", { skip: skip || false, timeout: 900000 }, async (t) => {
-  let dir;
-  try {
-    dir = modelsDir();
-  } catch (e) {
-    t.skip(`no tiny model packages: ${String(e.stderr || e.message).split("\n").slice(-2).join(" ")}`);
-    return;
-  }
+test("e2e: interpolate and morph against a real daemon, written into a fake Live set", { timeout: 900000 }, async (t) => {
+  assert.ok(fs.existsSync(PY), "no .venv: run `make setup-dev` first");
+  const dir = modelsDir();
   const port = await freePort();
   const log = [];
   const serveArgs = ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"];
-  // The real command is `python -m bridge serve`; until bridge/__main__.py exists, call the same
-  // bridge.server.main through its own argument parser.
-  const cmd = fs.existsSync(path.join(ROOT, "bridge", "__main__.py")) ? ["-m", "bridge", "serve", ...serveArgs]
-    : ["-c", "import argparse, sys; from bridge import server; p = argparse.ArgumentParser(); server.configure_parser(p); " +
-      "sys.exit(server.main(p.parse_args(sys.argv[1:])))", ...serveArgs];
-  if (cmd[0] === "-c") t.diagnostic("bridge/__main__.py missing: started bridge.server.main directly");
+  const cmd = ["-m", "bridge", "serve", ...serveArgs];
   const daemon = spawn(PY, cmd,
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   daemon.stdout.on("data", (d) => log.push(String(d)));
