@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import BridgeServer
@@ -40,6 +40,7 @@ REPLY_ADDRESSES = frozenset({OK, SEQ, DONE, ERROR})
 MAX_REPLY_BYTES = 60000
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+_INT32, _FLOAT32 = struct.Struct(">i"), struct.Struct(">f")
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)   # one instance: no per-call setup
@@ -50,26 +51,37 @@ def dumps(obj: Any) -> str:
     return _ENCODER.encode(obj)
 
 
+def _osc_string(text: str) -> bytes:
+    b = text.encode("utf-8") + b"\x00"
+    return b + b"\x00" * (-len(b) % 4)
+
+
 def build_message(address: str, args: tuple) -> bytes:
-    b = OscMessageBuilder(address)
+    """One OSC message. Encoded here rather than with python-osc's builder, which parses every
+    datagram it builds again (a third of the cost of a 60 kB /bridge/seq)."""
+    tags, parts = [","], []
     for a in args:
         if hasattr(a, "item") and not isinstance(a, (bytes, bytearray, str)):
             a = a.item()  # numpy scalar
         if isinstance(a, bool):
-            b.add_arg(a)
+            tags.append("T" if a else "F")
         elif isinstance(a, int):
             if not INT32_MIN <= a <= INT32_MAX:
                 raise ValueError(f"OSC int argument {a} does not fit int32")
-            b.add_arg(a, OscMessageBuilder.ARG_TYPE_INT)
+            tags.append("i")
+            parts.append(_INT32.pack(a))
         elif isinstance(a, float):
-            b.add_arg(a, OscMessageBuilder.ARG_TYPE_FLOAT)
+            tags.append("f")
+            parts.append(_FLOAT32.pack(a))
         elif isinstance(a, str):
-            b.add_arg(a, OscMessageBuilder.ARG_TYPE_STRING)
+            tags.append("s")
+            parts.append(_osc_string(a))
         elif isinstance(a, (bytes, bytearray)):
-            b.add_arg(bytes(a), OscMessageBuilder.ARG_TYPE_BLOB)
+            tags.append("b")
+            parts.append(_INT32.pack(len(a)) + bytes(a) + b"\x00" * (-len(a) % 4))
         else:
             raise TypeError(f"cannot send {type(a).__name__} over OSC")
-    return b.build().dgram
+    return _osc_string(address) + _osc_string("".join(tags)) + b"".join(parts)
 
 
 def _row_bytes(row: list) -> int:

@@ -17,6 +17,7 @@ COMMANDS = [
     "evaluate",           # export_onnx.evaluate
     "export",             # export_onnx.export (also registers "make-tiny")
     "directions",         # export_onnx.directions: attribute vectors + principal directions
+    "model_card",         # export_onnx.model_card: MODEL_CARD.md + training curve
     "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
     "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
 ]

@@ -361,8 +361,10 @@ def sha256_file(path: Path) -> str:
 
 def write_package(model, out_dir, name: str | None = None, weights: str = "fp32", training: dict | None = None,
                   metrics: dict | None = None, attributes: dict | None = None, directions: list | None = None,
-                  verify: bool = True, max_mb: float | None = None) -> dict:
-    """Export `model` (a MusicVAE) as a package in out_dir (replaced atomically); returns model.json."""
+                  verify: bool = True, max_mb: float | None = None, extra_files: dict | None = None) -> dict:
+    """Export `model` (a MusicVAE) as a package in out_dir (replaced atomically); returns model.json.
+    `extra_files` {name in package: source path} ride along (metrics, training config, model card)
+    and are hashed in the manifest like the graphs."""
     if weights not in ("fp32", "fp16"):
         raise ValueError(f"weights must be fp32 or fp16, got {weights!r}")
     out_dir = Path(out_dir)
@@ -376,7 +378,10 @@ def write_package(model, out_dir, name: str | None = None, weights: str = "fp32"
         graphs = export_graphs(model, tmp, weights)
         parity = verify_graphs(model, tmp, graphs) if verify else None
         info = build_manifest(model, name, graphs, weights, training, metrics, attributes, directions, parity)
-        info["files"] = {g["file"]: sha256_file(tmp / g["file"]) for g in graphs.values()}
+        for fname, src in (extra_files or {}).items():
+            shutil.copyfile(src, tmp / fname)
+        listed = [g["file"] for g in graphs.values()] + list(extra_files or {})
+        info["files"] = {f: sha256_file(tmp / f) for f in listed}
         (tmp / "model.json").write_text(json.dumps(info, indent=1) + "\n")
         total = sum((tmp / f).stat().st_size for f in list(info["files"]) + ["model.json"]) / 1e6
         if max_mb is not None and total > max_mb:
@@ -410,9 +415,12 @@ def export_run(run_dir, out_dir, which: str = "best", name: str | None = None, w
     training["checkpoint"] = ckpt_path.name
     training["run"] = run_dir.name
     attributes, directions = load_directions(run_dir / "directions.json", model.z_size)
+    companions = {"metrics.json": "metrics.json", "config.json": "training_config.json",
+                  "MODEL_CARD.md": "MODEL_CARD.md"}
+    extra = {dst: run_dir / src for src, dst in companions.items() if (run_dir / src).is_file()}
     return write_package(model, out_dir, name=name, weights=weights, training=training,
                          metrics=summarize_metrics(run_dir), attributes=attributes, directions=directions,
-                         max_mb=max_mb)
+                         max_mb=max_mb, extra_files=extra)
 
 
 # --------------------------------------------------------------------------------------------- CLI

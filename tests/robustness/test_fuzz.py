@@ -19,7 +19,7 @@ from bridge.client import spawn_server
 
 from .helpers import Raw, osc, request, request_bytes
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 INT32 = st.integers(-(2 ** 31), 2 ** 31 - 1)
 ALL_OPS = ["ping", "hello", "models", "stats", "sample", "encode", "decode", "reconstruct", "interpolate",

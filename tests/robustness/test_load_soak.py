@@ -112,6 +112,9 @@ def test_eight_clients_a_thousand_mixed_requests_each(models, local):
               f"p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.2f} ms (window {WINDOW} per client)")
         with server.client() as c:
             stats = c.request("stats").data
+        print("      in the daemon (stats, last 2048 per op): " + ", ".join(
+            f"{op} p50 {v['p50_ms']:.2f} / p99 {v['p99_ms']:.2f} ms" for op, v in sorted(stats["ops"].items())
+            if op in ("ping", "sample", "encode", "interpolate")))
         assert stats["dropped"] == {}
         assert stats["errors"].get("internal", 0) == 0 and stats["errors"].get("busy", 0) == 0
     finally:

@@ -1,0 +1,39 @@
+import json
+
+from export_onnx.configs import get_config
+from export_onnx.model_card import write_model_card
+
+
+def _run_dir(tmp_path, recon):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": get_config("drums_2bar").to_dict(), "size_name": "small"}))
+    log = [{"step": s, "split": "train", "wall_time": s * 0.5, "beta": 0.01, "p_sample": 0.2, "lr": 1e-3}
+           for s in (100, 200)]
+    log += [{"step": s, "split": "validation", "acc": [a], "r_loss": l} for s, a, l in ((100, 0.5, 40.0), (200, 0.7, 30.0))]
+    (run / "log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+    (run / "metrics.json").write_text(json.dumps({
+        "split": "test", "n": 123, "kl_bits": 88.5,
+        "teacher_forced_accuracy": {"drums": 0.81, "mean": 0.81},
+        "reconstruction_accuracy": {"drums": recon, "mean": recon}}))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "summary.json").write_text(json.dumps({
+        "splits": {"train": {"examples": 1000, "songs": 10}, "test": {"examples": 100, "songs": 2}},
+        "sources": [{"label": "groove", "files_read": 12, "examples": {"train": 1000, "test": 100}}]}))
+    return run, data
+
+
+def test_card_states_measured_numbers_and_the_gap_to_the_target(tmp_path):
+    run, data = _run_dir(tmp_path, 0.75)
+    card = write_model_card(run, data, notes="- fills are rare").read_text()
+    assert "| drums | 0.810 | 0.750 |" in card
+    assert "0.150 below the target 0.90" in card
+    assert "200 steps at batch 64" in card and "128.0 examples/s" in card
+    assert "CC BY 4.0" in card and "- fills are rare" in card
+    assert (run / "curve.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_card_says_when_the_target_is_reached(tmp_path):
+    run, data = _run_dir(tmp_path, 0.93)
+    assert "target 0.90 reached" in write_model_card(run, data).read_text()
