@@ -68,7 +68,7 @@ def markdown(report: dict) -> str:
     L.append(f"| numpy / torch | {m['numpy']} / {m['torch'] or 'not installed'} |")
     verdict = "quiet" if load["quiet"] else "**LOADED: other processes competed for the CPU; the numbers are pessimistic**"
     L.append(f"| load average (1 min) during the run | min {load['min_1min']}, mean {load['mean_1min']}, "
-             f"max {load['max_1min']} on {m['cores']} cores: {verdict} |")
+             f"max {load['max_1min']} on {m['cores']} cores (this run's client and daemon account for ~1-2): {verdict} |")
     L.append("")
     pk = report["packages"]
     L.append("### Packages")
