@@ -158,11 +158,25 @@ def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best
     metrics.update({"config": model.config.name, "size": info.get("size_name"), "split": split,
                     "data": str(data_dir), "checkpoint": ckpt.name, "step": info.get("step"),
                     "wall_time": info.get("wall_time")})
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_metrics(run_dir / "metrics.json", metrics)
     if plot_png:
         model.to("cpu")
         plot(model, tokens, run_dir / "reconstructions.png")
     return metrics
+
+
+def write_metrics(path: Path, metrics: dict) -> dict:
+    """metrics.json keeps every split evaluated for the same checkpoint under "splits"; its top level
+    is the test split when there is one (what model cards and packages report)."""
+    splits = {}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        same = {k: old.get(k) for k in ("checkpoint", "step")} == {k: metrics.get(k) for k in ("checkpoint", "step")}
+        splits = old.get("splits", {}) if same else {}
+    splits[metrics["split"]] = metrics
+    out = dict(splits.get("test", metrics), splits=splits)
+    path.write_text(json.dumps(out, indent=1))
+    return out
 
 
 def add_parser(subparsers) -> None:

@@ -125,3 +125,8 @@ def test_evaluate_writes_metrics_and_png_for_trio(tmp_path):
     assert saved["kl_bits"] > 0
     png = (tmp_path / "run" / "reconstructions.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second split joins the first; the top level stays the test split
+    evaluate_run(tmp_path / "run", "train", plot_png=False)
+    both = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(both["splits"]) == {"test", "train"} and both["split"] == "test" and both["n"] == 3
+    assert both["splits"]["train"]["n"] == 8

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Evaluate, measure directions, write the model card, export and picture a trained run:
+#   scripts/ship_model.sh NAME [NOTES_MARKDOWN]   (run dir runs/NAME, data data/NAME)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=$1; notes=${2:-}
+py=.venv/bin/python
+data=$(python3 -c "import json; print(json.load(open('runs/$name/config.json'))['data'])")
+$py -m export_onnx evaluate "runs/$name" --split validation --no-plot >/dev/null
+$py -m export_onnx evaluate "runs/$name" --split test >/dev/null
+$py -m export_onnx directions "runs/$name" --data "$data"
+$py -m export_onnx model-card "runs/$name" --data "$data" --notes "$notes"
+$py -m export_onnx export "runs/$name" --out "bridge/models/$name" --weights fp16
+mkdir -p docs/models
+cp "runs/$name/curve.png" "docs/models/${name}_curve.png"
+$py scripts/model_gallery.py "$name" --data "$data" --out docs/models
