@@ -31,7 +31,7 @@ from .codecs import CodecError, SequenceCodec
 from .notes import STEPS_PER_BAR, Note
 
 FORMAT = "latent-bridge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 1 and 2 are read; 2: decoder_init also outputs cond_proj, which decoder_step reads
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MODELS_ENV = "LATENT_BRIDGE_MODELS"   # extra package directories, os.pathsep-separated
 
@@ -43,7 +43,18 @@ GRAPH_IO = {
     "decoder_init": (("cond",), ("state_c", "state_h")),
     "decoder_step": (("prev", "cond", "state_c", "state_h"), ("logits", "new_state_c", "new_state_h")),
 }
+# format_version >= 2: the conditioning's part of the step's layer-1 gates is computed once per bar
+GRAPH_IO_V2 = {
+    **GRAPH_IO,
+    "decoder_init": (("cond",), ("state_c", "state_h", "cond_proj")),
+    "decoder_step": (("prev", "cond_proj", "state_c", "state_h"), ("logits", "new_state_c", "new_state_h")),
+}
 MAX_CACHED_BATCH_SIZES = 8
+
+
+def graph_io(info: dict) -> dict:
+    """role -> (input names, output names) for a manifest's format_version."""
+    return GRAPH_IO_V2 if info.get("format_version", 1) >= 2 else GRAPH_IO
 
 
 class ModelError(Exception):
@@ -130,7 +141,7 @@ def read_manifest(package_dir) -> dict:
         g = graphs.get(role)
         if not isinstance(g, dict) or not isinstance(g.get("file"), str):
             raise ModelError(f"{path}: graph {role!r} is missing from the manifest")
-        ins, outs = GRAPH_IO[role]
+        ins, outs = graph_io(info)[role]
         if list(g.get("inputs", {})) != list(ins) or list(g.get("outputs", {})) != list(outs):
             raise ModelError(f"{path}: graph {role!r} must have inputs {list(ins)} and outputs {list(outs)}")
         if g["file"] not in info["files"]:
@@ -244,12 +255,19 @@ class _Loop:
         f32 = np.float32
         self.batch = batch
         self.prev = np.zeros((batch, m.input_size), f32)
-        self.cond = np.zeros((batch, m.cond_size), f32)
+        self.cond = np.zeros((batch, m.step_cond_size), f32)   # cond, or cond_proj (format 2)
         self.logits = np.zeros((batch, m.input_size), f32)
         self.scores = np.zeros((batch, m.input_size), f32)
-        self.noise = np.zeros((batch, m.input_size), f32)
-        self.tokens = np.zeros((batch, m.num_steps, len(m.offsets) - 1), np.int64)
-        self.rows = np.arange(batch)
+        tracks = len(m.offsets) - 1
+        # sampling noise for several steps at once (the same draws, in the same order, as one
+        # (B, input_size) draw per step; fewer numpy calls per step)
+        self.noise_steps = max(1, min(16, (1 << 18) // max(1, batch * m.input_size)))
+        self.noise = np.zeros((self.noise_steps, batch, m.input_size), f32)
+        self.tokens = np.zeros((batch, m.num_steps, tracks), np.int64)
+        self.tok = np.zeros((tracks, batch), np.int64)          # this step's tokens, track-major
+        self.hot = np.zeros((tracks, batch), np.int64)          # their flat indices in prev
+        self.base = (m.offsets[:-1, None] + np.arange(batch)[None, :] * m.input_size).astype(np.int64)
+        self.prev_flat = self.prev.reshape(-1)                  # a view
         shape = (m.layers_total, batch, m.units)
         self.host_c = np.zeros(shape, f32)      # initial states of a bar, on the host
         self.host_h = np.zeros(shape, f32)
@@ -279,7 +297,7 @@ class _Loop:
         for k in range(2):  # step k % 2 reads state buffer k and writes buffer 1 - k
             b = sess.io_binding()
             b.bind_ortvalue_input("prev", prev)
-            b.bind_ortvalue_input("cond", cond)
+            b.bind_ortvalue_input(m.step_cond_name, cond)
             b.bind_ortvalue_input("state_c", vals_c[k])
             b.bind_ortvalue_input("state_h", vals_h[k])
             b.bind_ortvalue_output("logits", logits)
@@ -323,6 +341,7 @@ class Model:
         self.codec = SequenceCodec.from_spec(info["tracks"])
         self.num_classes = self.codec.num_classes
         self.offsets = np.concatenate([[0], np.cumsum(self.num_classes)]).astype(np.int64)
+        self._segments = [slice(int(a), int(b)) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
         dec = info["decoder"]
         self.units = int(dec["units"])
         self.cond_size = int(dec["cond_size"])
@@ -342,6 +361,13 @@ class Model:
         self.provider = "cuda" if "CUDAExecutionProvider" in used else "cpu"
         self._check_graphs()
         self.layers_total = self._state_shape()[0]   # L: layers x core decoders, fixed in the graph
+        # what decoder_step reads besides prev and the states: cond (format 1) or cond_proj (format 2)
+        self.step_cond_name = graph_io(info)["decoder_step"][0][1]
+        width = {i.name: i.shape for i in self.sessions["decoder_step"].get_inputs()}[self.step_cond_name][1]
+        if not isinstance(width, int) or (self.step_cond_name == "cond" and width != self.cond_size):
+            raise ModelError(f"{self.path}: decoder_step input {self.step_cond_name} has width {width!r}")
+        self.step_cond_size = width
+        self._init_outputs = list(graph_io(info)["decoder_init"][1])
         self.use_io_binding = True if io_binding is None else bool(io_binding)
         self._loops: OrderedDict[int, _Loop] = OrderedDict()
         self._lock = threading.RLock()
@@ -349,7 +375,7 @@ class Model:
     # -- checks -------------------------------------------------------------------------------
     def _check_graphs(self):
         for role, sess in self.sessions.items():
-            ins, outs = GRAPH_IO[role]
+            ins, outs = graph_io(self.info)[role]
             got_in = [i.name for i in sess.get_inputs()]
             got_out = [o.name for o in sess.get_outputs()]
             if sorted(got_in) != sorted(ins) or sorted(got_out) != sorted(outs):
@@ -468,28 +494,30 @@ class Model:
         = a categorical draw from softmax(logits / temperature) per track) and write loop.prev."""
         src = loop.logits
         if temperature > 0.0:
-            u = loop.noise
-            rng.random(dtype=np.float32, out=u)
-            np.maximum(u, np.float32(1e-30), out=u)
-            np.log(u, out=u)
-            np.negative(u, out=u)
-            np.log(u, out=u)                      # log(-log u) = -gumbel
+            j = t % loop.noise_steps
+            if j == 0:   # draw the noise of the next noise_steps steps (fewer at the end)
+                u = loop.noise[:min(loop.noise_steps, self.num_steps - t)]
+                rng.random(dtype=np.float32, out=u)
+                np.maximum(u, np.float32(1e-30), out=u)
+                np.log(u, out=u)
+                np.negative(u, out=u)
+                np.log(u, out=u)                  # log(-log u) = -gumbel
             np.divide(loop.logits, np.float32(temperature), out=loop.scores)
-            np.subtract(loop.scores, u, out=loop.scores)
+            np.subtract(loop.scores, loop.noise[j], out=loop.scores)
             src = loop.scores
+        for k, seg in enumerate(self._segments):
+            np.argmax(src[:, seg], axis=1, out=loop.tok[k])
+        loop.tokens[:, t, :] = loop.tok.T
+        np.add(loop.tok, loop.base, out=loop.hot)
         loop.prev.fill(0.0)
-        for k in range(len(self.num_classes)):
-            lo, hi = self.offsets[k], self.offsets[k + 1]
-            tok = src[:, lo:hi].argmax(axis=1)
-            loop.tokens[:, t, k] = tok
-            loop.prev[loop.rows, lo + tok] = 1.0
+        loop.prev_flat[loop.hot] = 1.0
 
     def _step(self, loop: _Loop, parity: int):
         if loop.binding is not None:
             self.sessions["decoder_step"].run_with_iobinding(loop.binding[parity])
             return
         logits, c, h = self.sessions["decoder_step"].run(
-            None, {"prev": loop.prev, "cond": loop.cond, "state_c": loop.host_c, "state_h": loop.host_h})
+            None, {"prev": loop.prev, self.step_cond_name: loop.cond, "state_c": loop.host_c, "state_h": loop.host_h})
         np.copyto(loop.logits, logits)
         loop.host_c, loop.host_h = c, h   # fresh outputs; the runtime owns them
 
@@ -507,13 +535,15 @@ class Model:
             if self.hierarchical:
                 emb = self.sessions["conductor"].run(None, {"z": z})[0]            # (B, bars, emb)
                 conds = np.ascontiguousarray(emb.transpose(1, 0, 2)).reshape(self.bars * batch, -1)
-                c_all, h_all = self.sessions["decoder_init"].run(None, {"cond": conds})  # (L, bars*B, U)
-                bars = [(conds[i * batch:(i + 1) * batch], c_all[:, i * batch:(i + 1) * batch],
+                init = self.sessions["decoder_init"].run(self._init_outputs, {"cond": conds})  # (L, bars*B, U) states
+                c_all, h_all = init[0], init[1]
+                step_conds = init[2] if len(init) > 2 else conds   # cond_proj (format 2) or cond
+                bars = [(step_conds[i * batch:(i + 1) * batch], c_all[:, i * batch:(i + 1) * batch],
                          h_all[:, i * batch:(i + 1) * batch]) for i in range(self.bars)]
                 steps = self.steps_per_bar
             else:
-                c0, h0 = self.sessions["decoder_init"].run(None, {"cond": z})
-                bars, steps = [(z, c0, h0)], self.num_steps
+                init = self.sessions["decoder_init"].run(self._init_outputs, {"cond": z})
+                bars, steps = [(init[2] if len(init) > 2 else z, init[0], init[1])], self.num_steps
             t = 0
             for cond, c, h in bars:
                 loop.load_bar_state(c, h, cond)

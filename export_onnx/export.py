@@ -9,7 +9,8 @@ onnx.checker and run on onnxruntime against the torch module on random inputs (b
 than the one traced); the export fails if any output differs by more than 1e-4.
 
 Graphs: the encoder and the conductor use torch's fused LSTM and become ONNX `LSTM` ops; the
-decoder step is the plain-op cell (MatMul/Sigmoid/Tanh) of `StackedLSTM.step`.
+decoder step is written directly in ONNX by export_onnx.step_graph (plain Gemm/Sigmoid/Tanh, one fused
+kernel per layer, the previous token's kernel row gathered), checked against `decoder.step`.
 
 `--weights fp16` stores the weights as float16 (Cast to float32 at session start: the same compute,
 half the file). The torch model is then rounded to float16 weights before the parity check, so the
@@ -38,7 +39,7 @@ import torch
 from bridge.notes import STEPS_PER_BAR
 
 FORMAT = "latent-bridge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: decoder_init outputs cond_proj, decoder_step reads it instead of cond
 OPSET = 17
 TOLERANCE = 1e-4
 MAX_PACKAGE_MB = 15.0
@@ -68,12 +69,22 @@ class _Conductor(torch.nn.Module):
 
 
 class _DecoderInit(torch.nn.Module):
-    def __init__(self, model):
+    """init_state; with `proj` (export_onnx.step_graph.cond_projection) also `cond_proj`, the
+    conditioning's part of the layer-1 gates that the step graph adds (format_version 2)."""
+
+    def __init__(self, model, proj=None):
         super().__init__()
         self.model = model
+        self.proj = None if proj is None else tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in proj)
+
+    def project(self, cond):
+        return torch.matmul(cond, self.proj[0]) + self.proj[1]
 
     def forward(self, cond):
-        return self.model.decoder.init_state(cond)
+        c, h = self.model.decoder.init_state(cond)
+        if self.proj is None:
+            return c, h
+        return c, h, self.project(cond)
 
 
 class _DecoderStep(torch.nn.Module):
@@ -97,10 +108,16 @@ def graph_specs(model) -> dict:
     }
     if dec.hierarchical:
         specs["conductor"] = (_Conductor(model), {"z": ["B", z]}, {"embeddings": ["B", dec.bars, dec.emb_size]})
-    specs["decoder_init"] = (_DecoderInit(model), {"cond": ["B", cond]},
-                             {"state_c": [L, "B", U], "state_h": [L, "B", U]})
+    from .step_graph import cond_projection
+    proj = cond_projection(dec)
+    init_out = {"state_c": [L, "B", U], "state_h": [L, "B", U]}
+    step_cond = {"cond": ["B", cond]}
+    if proj is not None:   # format_version 2: decoder_init projects cond once per bar
+        init_out["cond_proj"] = ["B", int(proj[0].shape[1])]
+        step_cond = {"cond_proj": ["B", int(proj[0].shape[1])]}
+    specs["decoder_init"] = (_DecoderInit(model, proj), {"cond": ["B", cond]}, init_out)
     specs["decoder_step"] = (_DecoderStep(model),
-                             {"prev": ["B", n_in], "cond": ["B", cond], "state_c": [L, "B", U], "state_h": [L, "B", U]},
+                             {"prev": ["B", n_in], **step_cond, "state_c": [L, "B", U], "state_h": [L, "B", U]},
                              {"logits": ["B", n_in], "new_state_c": [L, "B", U], "new_state_h": [L, "B", U]})
     return specs
 
@@ -151,15 +168,18 @@ def _set_io_shapes(path: Path, inputs: dict, outputs: dict) -> None:
 
 
 def _to_fp16_storage(path: Path) -> None:
-    """Store float32 initializers as float16 + a Cast back to float32 (folded by onnxruntime at load)."""
+    """Store float32 initializers as float16 + a Cast back to float32 (folded by onnxruntime at load).
+    Only initializers that float16 holds exactly (the weights were rounded by `round_weights_fp16`);
+    derived constants such as a bias with the forget bias folded in stay float32."""
     import onnx
     from onnx import helper, numpy_helper
     m = onnx.load(str(path))
     g = m.graph
     casts, keep = [], []
     for init in g.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT and np.prod(init.dims) >= 256:
-            arr = numpy_helper.to_array(init).astype(np.float16)
+        arr = numpy_helper.to_array(init) if init.data_type == onnx.TensorProto.FLOAT else None
+        if arr is not None and arr.size >= 256 and np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
+            arr = arr.astype(np.float16)
             half = numpy_helper.from_array(arr, init.name + "__fp16")
             keep.append(half)
             casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
@@ -180,6 +200,15 @@ def round_weights_fp16(model) -> None:
             p.copy_(p.half().float())
 
 
+def _build_step_graph(model):
+    """The decoder step written directly in ONNX (export_onnx.step_graph: fewer nodes, fused
+    kernels, the previous token's kernel row gathered); None when the decoder is not made of
+    `LstmCoreDecoder`s, and then `decoder.step` is traced. Parity with `decoder.step` is checked
+    by `verify_graphs` either way."""
+    from .step_graph import build_step_model
+    return build_step_model(model.decoder, OPSET, cond_proj=True)
+
+
 def export_graphs(model, out_dir: Path, weights: str = "fp32", example_batch: int = 2) -> dict:
     """Write the ONNX graphs of `model` into out_dir; returns the manifest's `graphs` table."""
     import onnx
@@ -189,10 +218,14 @@ def export_graphs(model, out_dir: Path, weights: str = "fp32", example_batch: in
     for role, (wrapper, inputs, outputs) in graph_specs(model).items():
         path = out_dir / f"{role}.onnx"
         example = tuple(torch.from_numpy(_example(s, example_batch, rng, n, model)) for n, s in inputs.items())
-        try:
-            _export_one(wrapper.eval(), inputs, outputs, path, example)
-        except Exception as e:
-            raise ExportError(f"{role}: torch.onnx.export failed: {e}") from e
+        built = _build_step_graph(model) if role == "decoder_step" else None
+        if built is not None:
+            onnx.save(built, str(path))
+        else:
+            try:
+                _export_one(wrapper.eval(), inputs, outputs, path, example)
+            except Exception as e:
+                raise ExportError(f"{role}: torch.onnx.export failed: {e}") from e
         _set_io_shapes(path, inputs, outputs)
         if weights == "fp16":
             _to_fp16_storage(path)
@@ -221,15 +254,27 @@ def verify_graphs(model, out_dir: Path, graphs: dict, batches=(1, 3), seed: int 
         diff = 0.0
         for b in batches:
             feeds = {n: _example(s, b, rng, n, model) for n, s in inputs.items()}
-            got = sess.run(list(outputs), feeds)
-            with torch.no_grad():
-                want = wrapper(*(torch.from_numpy(v) for v in feeds.values()))
-            want = want if isinstance(want, (tuple, list)) else (want,)
-            for name, a, w in zip(outputs, got, want):
-                w = w.numpy()
-                if a.shape != w.shape:
-                    raise ExportError(f"{role}.{name}: onnxruntime shape {a.shape} != torch {w.shape} (batch {b})")
-                diff = max(diff, float(np.abs(a - w).max()) if a.size else 0.0)
+            if "cond_proj" in feeds:   # the step reads cond_proj = decoder_init's projection of cond
+                cond = _example(["B", model.decoder.cond_size], b, rng, "cond", model)
+                with torch.no_grad():
+                    proj = specs["decoder_init"][0].project(torch.from_numpy(cond)).numpy()
+                feeds = {n: (proj if n == "cond_proj" else v) for n, v in feeds.items()}
+                ref_args = lambda case: [cond if n == "cond_proj" else v for n, v in case.items()]  # noqa: E731
+            else:
+                ref_args = lambda case: list(case.values())  # noqa: E731
+            cases = [feeds]
+            if "prev" in feeds:   # the first decoder step's prev is all zeros
+                cases.append({**feeds, "prev": np.zeros_like(feeds["prev"])})
+            for case in cases:
+                got = sess.run(list(outputs), case)
+                with torch.no_grad():
+                    want = wrapper(*(torch.from_numpy(v) for v in ref_args(case)))
+                want = want if isinstance(want, (tuple, list)) else (want,)
+                for name, a, w in zip(outputs, got, want):
+                    w = w.numpy()
+                    if a.shape != w.shape:
+                        raise ExportError(f"{role}.{name}: onnxruntime shape {a.shape} != torch {w.shape} (batch {b})")
+                    diff = max(diff, float(np.abs(a - w).max()) if a.size else 0.0)
         if not diff <= tolerance:
             raise ExportError(f"{role}: onnxruntime differs from torch by {diff:.3g} > {tolerance}")
         worst[role] = diff
@@ -322,7 +367,7 @@ def build_manifest(model, name: str, graphs: dict, weights: str = "fp32", traini
     cfg, dec = model.config, model.decoder
     info = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if "cond_proj" in graphs["decoder_step"]["inputs"] else 1,
         "name": name,
         "config": cfg.name,
         "kind": cfg.kind,

@@ -100,9 +100,9 @@ def test_sampling_follows_softmax_per_track(mel):
     z = np.repeat(_z(mel, 1, seed=3, scale=0.3), 4000, axis=0)
     toks = mel.decode_tokens(z, temperature=1.5, seed=0)[:, 0, 0]
     sess_init = mel.sessions["decoder_init"]
-    c, h = sess_init.run(None, {"cond": z[:1]})
+    c, h, proj = sess_init.run(["state_c", "state_h", "cond_proj"], {"cond": z[:1]})   # format 2
     logits = mel.sessions["decoder_step"].run(None, {"prev": np.zeros((1, mel.input_size), np.float32),
-                                                     "cond": z[:1], "state_c": c, "state_h": h})[0][0]
+                                                     "cond_proj": proj, "state_c": c, "state_h": h})[0][0]
     p = np.exp(logits / 1.5 - (logits / 1.5).max())
     p /= p.sum()
     freq = np.bincount(toks, minlength=mel.input_size) / len(toks)

@@ -47,10 +47,14 @@ def test_ort_loop_matches_torch_token_for_token(name, tiny_models_dir, flat16_di
 def test_manifest_graphs_and_hashes(tiny_models_dir):
     pkg = tiny_models_dir / "trio_16bar"
     info = json.loads((pkg / "model.json").read_text())
-    assert info["format"] == "latent-bridge-model" and info["format_version"] == 1
+    assert info["format"] == "latent-bridge-model" and info["format_version"] == 2
     assert info["kind"] == "trio" and info["hierarchical"] and info["bars"] == 16
     assert [t["name"] for t in info["tracks"]] == ["lead", "bass", "drums"]
     assert set(info["graphs"]) == {"encoder", "conductor", "decoder_init", "decoder_step"}
+    # format 2: decoder_init projects the bar embedding once; the step reads cond_proj (3 cores x 4U)
+    units = info["decoder"]["units"]
+    assert info["graphs"]["decoder_init"]["outputs"]["cond_proj"] == ["B", 3 * 4 * units]
+    assert list(info["graphs"]["decoder_step"]["inputs"]) == ["prev", "cond_proj", "state_c", "state_h"]
     assert info["decoder"]["state_layers"] == 3 * info["decoder"]["layers"]
     assert info["conductor"]["emb_size"] == info["decoder"]["cond_size"]
     assert max(info["export"]["parity_max_abs_diff"].values()) <= 1e-4
