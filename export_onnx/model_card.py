@@ -63,6 +63,18 @@ def _fmt(v, digits=3):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def _closing(mean, target, rising, facts) -> str:
+    if mean is None or target is None or mean >= target:
+        return ""
+    trend = ("The validation reconstruction loss was still falling at the last validations, so the run had not "
+             "converged" if rising else "The validation loss had flattened")
+    return f"""## What would close the gap
+{trend}. In order of expected effect: more steps (`python -m export_onnx train ... --resume` continues this run;
+the paper trains for far longer at batch 512), the rest of the β and scheduled-sampling schedules (both are
+step-driven and had barely started at step {facts.get('steps', 0):,}), the `full` size on a GPU, and more data.
+"""
+
+
 def write_model_card(run_dir, data_dir, notes: str = "") -> Path:
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     config = json.loads((run_dir / "config.json").read_text())
@@ -74,6 +86,8 @@ def write_model_card(run_dir, data_dir, notes: str = "") -> Path:
     facts = training_facts(run_dir)
     plot_curve(run_dir, run_dir / "curve.png")
     target, paper = TARGETS.get(name, (None, "—"))
+    val = [e for e in _read_log(run_dir) if e.get("split") == "validation"]
+    rising = len(val) >= 4 and val[-1]["r_loss"] < min(e["r_loss"] for e in val[-4:-1])
 
     recon = metrics.get("reconstruction_accuracy", {})
     tf = metrics.get("teacher_forced_accuracy", {})
@@ -114,6 +128,7 @@ Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_
 Mean reconstruction accuracy {_fmt(mean)}; KL {_fmt(metrics.get('kl_bits'), 1)} bits.
 Target {_fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
 
+{_closing(mean, target, rising, facts)}
 ## Known weaknesses
 {notes or '- none recorded'}
 """

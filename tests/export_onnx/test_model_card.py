@@ -32,8 +32,10 @@ def test_card_states_measured_numbers_and_the_gap_to_the_target(tmp_path):
     assert "200 steps at batch 64" in card and "128.0 examples/s" in card
     assert "CC BY 4.0" in card and "- fills are rare" in card
     assert (run / "curve.png").read_bytes().startswith(b"\x89PNG")
+    assert "## What would close the gap" in card and "--resume" in card
 
 
 def test_card_says_when_the_target_is_reached(tmp_path):
     run, data = _run_dir(tmp_path, 0.93)
-    assert "target 0.90 reached" in write_model_card(run, data).read_text()
+    card = write_model_card(run, data).read_text()
+    assert "target 0.90 reached" in card and "What would close the gap" not in card
