@@ -216,8 +216,9 @@ def test_stop_and_a_superseding_morph_cancel(daemon):
         # a new morph while the old one is still decoding (64 steps of a 16-bar model): the old one
         # never sends a sequence, the new one does
         r1, _ = sim.send("morph", model="mel_16bar", a=MEL_A, b=MEL_B, steps=64, bars_per_step=1, mode="loop")
+        ok1 = sim.ok(r1)  # the ok comes before the decode: morph 1 is registered and decoding now
         r2, _ = sim.send("morph", model="mel_2bar", a=MEL_B, b=MEL_A, steps=2, bars_per_step=1, mode="once")
-        ok1, ok2 = sim.ok(r1), sim.ok(r2)
+        ok2 = sim.ok(r2)
         assert ok2["replaced"] == ok1["morph"]
         assert sim.wait_for(lambda: sim.replies(r1, "/bridge/done"), 10)
         assert sim.wait_for(lambda: sim.replies(r2, "/bridge/done"), 30)    # a once morph ends by itself
