@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from .daemon import BATCHES, summarize
 
@@ -21,18 +20,10 @@ def _times(fn, repeats: int, warmup: int, budget_s: float, min_n: int = 3) -> li
 
 
 def bench_ort(path, provider: str, repeats: int, warmup: int, budget_s: float, batches=BATCHES) -> dict:
-    from bridge.bench import _example_notes
+    from bridge.bench import standard_ops
     from bridge.engine import load_model
     model = load_model(path, provider=provider, threads=1)
-    a, b = _example_notes(model)
-    rng = np.random.default_rng(0)
-    z = rng.standard_normal((1, model.z_size)).astype(np.float32)
-    ops = {
-        "encode": lambda: model.encode([a]),
-        "decode": lambda: model.decode(z),
-        "sample": lambda: model.sample(1, temperature=0.5, seed=1),
-        "interpolate8": lambda: model.interpolate(a, b, steps=8),
-    }
+    ops = standard_ops(model, steps=8)
     out = {"provider": model.provider, "ops": {}, "batch": {}}
     for name, fn in ops.items():
         out["ops"][name] = summarize(_times(fn, repeats, warmup, budget_s))

@@ -37,16 +37,20 @@ def _example_notes(model) -> tuple[list[Note], list[Note]]:
     return a, b
 
 
-def bench_model(model, repeats: int = 50, warmup: int = 3, steps: int = 8) -> dict:
+def standard_ops(model, steps: int = 8) -> dict:
+    """The operations every latency report times, as zero-argument calls on `model`."""
     a, b = _example_notes(model)
-    rng = np.random.default_rng(0)
-    z = rng.standard_normal((1, model.z_size)).astype(np.float32)
-    ops = {
+    z = np.random.default_rng(0).standard_normal((1, model.z_size)).astype(np.float32)
+    return {
         "encode": lambda: model.encode([a]),
         "decode": lambda: model.decode(z),
         "sample": lambda: model.sample(1, temperature=0.5, seed=1),
         f"interpolate{steps}": lambda: model.interpolate(a, b, steps=steps),
     }
+
+
+def bench_model(model, repeats: int = 50, warmup: int = 3, steps: int = 8) -> dict:
+    ops = standard_ops(model, steps)
     out = {}
     for name, fn in ops.items():
         for _ in range(warmup):
