@@ -490,9 +490,9 @@ def model_config(plan: ImportPlan, name: str):
 
 def _split_flat_decoder_class():
     import torch
-    from .model import LstmCoreDecoder, _DecoderBase, segments, shift_right
+    from .model import LstmCoreDecoder, SplitCores, _DecoderBase, segments, shift_right
 
-    class SplitFlatDecoder(_DecoderBase):
+    class SplitFlatDecoder(SplitCores, _DecoderBase):
         """A flat decoder made of one core decoder per track, all conditioned on z (magenta.js
         `SplitDecoder`, e.g. a TrioConverter model without a conductor). Core k reads only its own
         track's previous one-hot; state rows stack the cores' layers ([0, L) track 0, ...), as the
@@ -508,20 +508,6 @@ def _split_flat_decoder_class():
             self.cores = torch.nn.ModuleList([LstmCoreDecoder([n], z_size, units, layers) for n in self.num_classes])
             self.state_layers = layers * len(self.cores)
             self._core_slices = segments(self.num_classes)
-
-        def init_state(self, cond):
-            cs, hs = zip(*[core.init_state(cond) for core in self.cores])
-            return torch.cat(cs, dim=0), torch.cat(hs, dim=0)
-
-        def step(self, prev_onehot, cond, state_c, state_h):
-            logits, cs, hs = [], [], []
-            for k, (core, (a, b)) in enumerate(zip(self.cores, self._core_slices)):
-                rows = slice(k * self.layers, (k + 1) * self.layers)
-                lg, c, h = core.step(prev_onehot[:, a:b], cond, state_c[rows], state_h[rows])
-                logits.append(lg)
-                cs.append(c)
-                hs.append(h)
-            return torch.cat(logits, dim=-1), torch.cat(cs, dim=0), torch.cat(hs, dim=0)
 
         def forward(self, z, targets, sampling_probability: float = 0.0, generator=None):
             """Teacher forcing (no scheduled sampling): targets (B, steps, input) -> logits."""

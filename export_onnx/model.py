@@ -235,7 +235,26 @@ class FlatDecoder(_DecoderBase):
         return torch.stack(outs, dim=1)
 
 
-class HierarchicalDecoder(_DecoderBase):
+class SplitCores:
+    """init_state/step for decoders made of per-track cores (`self.cores`, `self._core_slices` of the
+    one-hot, `self.layers` each) whose states are stacked core after core: (cores * layers, B, units)."""
+
+    def init_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cs, hs = zip(*[core.init_state(cond) for core in self.cores])
+        return torch.cat(cs, dim=0), torch.cat(hs, dim=0)
+
+    def step(self, prev_onehot: torch.Tensor, cond: torch.Tensor, state_c: torch.Tensor, state_h: torch.Tensor):
+        logits, cs, hs = [], [], []
+        for k, (core, (a, b)) in enumerate(zip(self.cores, self._core_slices)):
+            rows = slice(k * self.layers, (k + 1) * self.layers)
+            lg, c, h = core.step(prev_onehot[:, a:b], cond, state_c[rows], state_h[rows])
+            logits.append(lg)
+            cs.append(c)
+            hs.append(h)
+        return torch.cat(logits, dim=-1), torch.cat(cs, dim=0), torch.cat(hs, dim=0)
+
+
+class HierarchicalDecoder(SplitCores, _DecoderBase):
     """Conductor LSTM (z -> one embedding per bar) + core decoder(s) per bar.
 
     `split_tracks=True` (trio): one core decoder per track (lead, bass, drums), each over its own
@@ -268,20 +287,6 @@ class HierarchicalDecoder(_DecoderBase):
         x = z.new_zeros(z.shape[0], self.bars, 1)
         out, _, _ = self.conductor_lstm(x, c, h)
         return out
-
-    def init_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cs, hs = zip(*[core.init_state(cond) for core in self.cores])
-        return torch.cat(cs, dim=0), torch.cat(hs, dim=0)
-
-    def step(self, prev_onehot: torch.Tensor, cond: torch.Tensor, state_c: torch.Tensor, state_h: torch.Tensor):
-        logits, cs, hs = [], [], []
-        for k, (core, (a, b)) in enumerate(zip(self.cores, self._core_slices)):
-            rows = slice(k * self.layers, (k + 1) * self.layers)
-            lg, c, h = core.step(prev_onehot[:, a:b], cond, state_c[rows], state_h[rows])
-            logits.append(lg)
-            cs.append(c)
-            hs.append(h)
-        return torch.cat(logits, dim=-1), torch.cat(cs, dim=0), torch.cat(hs, dim=0)
 
     # -- training
     def forward(self, z: torch.Tensor, targets: torch.Tensor, sampling_probability: float = 0.0,
