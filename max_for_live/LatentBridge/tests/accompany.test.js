@@ -3,7 +3,7 @@
 // sends, where the bass and drum clips go, and what it does when it cannot or the daemon refuses.
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { code, clock } = require("./helpers");
+const { code, clock, startDaemon, connectDevice } = require("./helpers");
 const { createLiveSet } = require("./fake_live");
 const { createApp } = code("lb_app");
 const { createLive } = code("lb_live");
@@ -120,8 +120,7 @@ test("a clip recorded into a target slot while the daemon works is not overwritt
 const fs = require("fs");
 const path = require("path");
 const dgram = require("dgram");
-const { spawn, execFileSync } = require("child_process");
-const { openTransport } = code("lb_udp");
+const { execFileSync } = require("child_process");
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const PY = path.join(ROOT, ".venv", "bin", "python");
@@ -148,31 +147,15 @@ test("e2e: Accompany against a real daemon writes bass and drums clips into the 
       const s = dgram.createSocket("udp4");
       s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
     });
-    const log = [];
-    const daemon = spawn(PY, ["-m", "bridge", "serve", "--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    daemon.stdout.on("data", (d) => log.push(String(d)));
-    daemon.stderr.on("data", (d) => log.push(String(d)));
-    let exited = null;
-    daemon.on("exit", (c) => { exited = c; });
-    t.after(() => { if (exited === null) daemon.kill("SIGTERM"); });
+    const daemon = startDaemon(t, PY, ROOT, ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"]);
+    const log = daemon.log;
 
     const live = createLiveSet({ tracks: band(), highlighted: { track: 0, slot: 0 } });
-    const statuses = [];
-    let app = null;
-    const transport = await new Promise((resolve, reject) => openTransport({
-      host: "127.0.0.1", port, onMessage: (a, args) => { if (app) app.handleMessage(a, args); },
-    }, (err, tr) => (err ? reject(err) : resolve(tr))));
-    t.after(() => transport.close());
-    app = createApp({
-      live: createLive(live.LiveAPI), send: transport.send, replyPort: transport.replyPort,
-      ui: (kind, ...args) => { if (kind === "status") statuses.push(String(args[0])); },
-    });
-    app.start();
+    const { app, statuses } = await connectDevice(t, port, live);
     const until = async (pred, ms, what) => {
       const end = Date.now() + ms;
       while (Date.now() < end) {
-        if (exited !== null) throw new Error("daemon exited:\n" + log.join(""));
+        if (daemon.exited !== null) throw new Error("daemon exited:\n" + log.join(""));
         app.tick();
         if (pred()) return;
         await sleep(20);

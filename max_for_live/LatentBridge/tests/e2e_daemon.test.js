@@ -13,12 +13,9 @@ const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
 const dgram = require("dgram");
-const { spawn, execFileSync } = require("child_process");
-const { code } = require("./helpers");
+const { execFileSync } = require("child_process");
+const { startDaemon, connectDevice } = require("./helpers");
 const { createLiveSet } = require("./fake_live");
-const { createApp } = code("lb_app");
-const { createLive } = code("lb_live");
-const { openTransport } = code("lb_udp");
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const PY = path.join(ROOT, ".venv", "bin", "python");
@@ -53,34 +50,16 @@ test("e2e: interpolate and morph against a real daemon, written into a fake Live
   assert.ok(fs.existsSync(PY), "no .venv: run `make setup-dev` first");
   const dir = modelsDir();
   const port = await freePort();
-  const log = [];
-  const serveArgs = ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"];
-  const cmd = ["-m", "bridge", "serve", ...serveArgs];
-  const daemon = spawn(PY, cmd,
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  daemon.stdout.on("data", (d) => log.push(String(d)));
-  daemon.stderr.on("data", (d) => log.push(String(d)));
-  let exited = null;
-  daemon.on("exit", (c) => { exited = c; });
-  t.after(() => { if (exited === null) daemon.kill("SIGTERM"); });
+  const daemon = startDaemon(t, PY, ROOT, ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"]);
+  const log = daemon.log;
 
   const A = { name: "A", length: 8, notes: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ pitch: 60 + (i % 4) * 2, start_time: i, duration: 0.5, velocity: 100 })) };
   const B = { name: "B", length: 8, notes: [0, 2, 4, 6].map((i) => ({ pitch: 72 - i, start_time: i, duration: 1, velocity: 90 })) };
   const live = createLiveSet({ tracks: [{ name: "Lead", slots: [A, B, null, { name: "user clip", length: 4, notes: [] }, null, null, null, null, null] }],
     highlighted: { track: 0, slot: 0 } });
   live.set.song.tempo = 240;
-  const statuses = [];
-  let app = null;
-  const transport = await new Promise((resolve, reject) => openTransport({
-    host: "127.0.0.1", port, onMessage: (a, args) => { if (app) app.handleMessage(a, args); },
-  }, (err, tr) => (err ? reject(err) : resolve(tr))));
-  t.after(() => transport.close());
-  app = createApp({
-    live: createLive(live.LiveAPI), send: transport.send, replyPort: transport.replyPort,
-    ui: (kind, ...args) => { if (kind === "status") statuses.push(String(args[0])); },
-  });
-  app.start();
-  const tick = () => { if (exited !== null) throw new Error("daemon exited:\n" + log.join("")); app.tick(); };
+  const { app, statuses } = await connectDevice(t, port, live);
+  const tick = () => { if (daemon.exited !== null) throw new Error("daemon exited:\n" + log.join("")); app.tick(); };
   await until(() => statuses.some((s) => /model\(s\)/.test(s)), 120000, tick, "connection + models\n" + log.join(""));
   app.setModel("mel_2bar");
 
