@@ -152,10 +152,12 @@ def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best
     from .train import _dataset_api
     load_split, _ = _dataset_api()
     tokens = np.asarray(load_split(data_dir, split)["tokens"])
-    if max_examples:
-        tokens = tokens[:max_examples]
+    available = len(tokens)
+    if max_examples and max_examples < available:
+        # a seeded sample across the whole split: its first windows would be a handful of songs
+        tokens = tokens[np.sort(np.random.default_rng(0).choice(available, max_examples, replace=False))]
     metrics = evaluate_tokens(model, tokens, batch_size, device)
-    metrics.update({"config": model.config.name, "size": info.get("size_name"), "split": split,
+    metrics.update({"windows_in_split": available, "config": model.config.name, "size": info.get("size_name"), "split": split,
                     "data": str(data_dir), "checkpoint": ckpt.name, "step": info.get("step"),
                     "wall_time": info.get("wall_time")})
     write_metrics(run_dir / "metrics.json", metrics)
@@ -185,7 +187,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--data", default=None, help="dataset directory (default: the one the run trained on)")
     p.add_argument("--checkpoint", default="best", choices=["best", "latest"])
-    p.add_argument("--max-examples", type=int, default=None)
+    p.add_argument("--max-examples", type=int, default=None,
+                   help="score a seeded random sample of this many windows (default: the whole split)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--no-plot", action="store_true")
     p.set_defaults(func=main)

@@ -12,6 +12,8 @@ from pathlib import Path
 # held-out reconstruction accuracy: (our target, the paper's Table 1 with scheduled sampling)
 TARGETS = {"mel_2bar": (0.95, "0.987"), "drums_2bar": (0.90, "0.963"),
            "mel_16bar": (0.70, "0.722"), "trio_16bar": (0.65, "0.76–0.87")}
+# written into a trio package's card by `add-surrogate`; kept when the card is refreshed in a package
+SURROGATE_HEADING = "## Accompaniment (surrogate encoder)"
 LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned by Jukedeck)",
             "groove": "CC BY 4.0 (Groove MIDI Dataset, Gillick et al., ICML 2019)",
@@ -63,13 +65,44 @@ def _fmt(v, digits=3):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def _closing(mean, target, rising, facts) -> str:
+def _spread(val: list[dict]) -> str:
+    spread = val[-1].get("z_spread") if val else None
+    if spread is None:
+        return ""
+    warn = " — the encoder has collapsed: z says almost nothing about the input" if spread < 0.01 else ""
+    return f" Posterior-mean spread at the last validation (std across examples, mean over z dims): {spread:.3f}{warn}."
+
+
+def _checkpoint(metrics: dict) -> str:
+    if metrics.get("checkpoint") == "best.pt" and metrics.get("step") is not None:
+        return f"Shipped and scored: the checkpoint of step {metrics['step']:,} (lowest validation reconstruction loss).\n"
+    return ""
+
+
+def _windows(metrics: dict) -> str:
+    n, total = metrics.get("n", "?"), metrics.get("windows_in_split")
+    if isinstance(n, int) and isinstance(total, int) and total > n:
+        return f"a seeded random sample of {n:,} of its {total:,} windows"
+    return f"{n:,} windows" if isinstance(n, int) else f"{n} windows"
+
+
+def _trend(val: list[dict]) -> str:
+    """How much the validation curve moved over the last half of the run: evidence for 'more steps'."""
+    if len(val) < 2:
+        return ""
+    a, b = val[len(val) // 2], val[-1]
+    acc = lambda e: sum(e["acc"]) / len(e["acc"])  # noqa: E731
+    return (f" Over the second half of the run (steps {a['step']:,} → {b['step']:,}) validation teacher-forced "
+            f"accuracy went {acc(a):.3f} → {acc(b):.3f} and reconstruction loss {a['r_loss']:.1f} → {b['r_loss']:.1f} nats.")
+
+
+def _closing(mean, target, rising, facts, val=()) -> str:
     if mean is None or target is None or mean >= target:
         return ""
     trend = ("The validation reconstruction loss was still falling at the last validations, so the run had not "
              "converged" if rising else "The validation loss had flattened")
     return f"""## What would close the gap
-{trend}. In order of expected effect: more steps (`python -m export_onnx train ... --resume` continues this run;
+{trend}.{_trend(list(val))} In order of expected effect: more steps (`python -m export_onnx train ... --resume` continues this run;
 the paper trains for far longer at batch 512), the rest of the β and scheduled-sampling schedules (both are
 step-driven and had barely started at step {facts.get('steps', 0):,}), the `full` size on a GPU, and more data.
 """
@@ -118,17 +151,17 @@ Splits by song (Groove: the official split): {splits}.
 wall time {facts.get('wall_time_s', 0) / 3600:.2f} h, {_fmt(facts.get('steps_per_s'), 2)} steps/s,
 {_fmt(facts.get('examples_per_s'), 1)} examples/s. At the last step: β = {_fmt(facts.get('beta'), 4)},
 scheduled-sampling probability {_fmt(facts.get('p_sample'), 3)}, learning rate {_fmt(facts.get('lr'), 6)}.
-Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_curve.png`).
+{_checkpoint(metrics)}Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_curve.png`).
 
-## Metrics ({metrics.get('split', '?')} split, {metrics.get('n', '?')} windows; argmax decoding from the posterior mean)
+## Metrics ({metrics.get('split', '?')} split, {_windows(metrics)}; argmax decoding from the posterior mean)
 | track | teacher-forced accuracy | reconstruction accuracy |
 |---|---|---|
 {rows}
 
-Mean reconstruction accuracy {_fmt(mean)}; KL {_fmt(metrics.get('kl_bits'), 1)} bits.
+Mean reconstruction accuracy {_fmt(mean)}; KL {_fmt(metrics.get('kl_bits'), 1)} bits.{_spread(val)}
 Target {_fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
 
-{_closing(mean, target, rising, facts)}
+{_closing(mean, target, rising, facts, val)}
 ## Known weaknesses
 {notes or '- none recorded'}
 """
@@ -137,9 +170,38 @@ Target {_fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
     return out
 
 
+def refresh_package_card(run_dir, package_dir) -> Path:
+    """Copy RUN/MODEL_CARD.md into an exported package (keeping its accompaniment section) and update
+    the card's sha256 in model.json, without re-exporting the graphs."""
+    from bridge.engine import sha256_file
+    run_dir, package_dir = Path(run_dir), Path(package_dir)
+    manifest = package_dir / "model.json"
+    info = json.loads(manifest.read_text())
+    card = package_dir / "MODEL_CARD.md"
+    text = (run_dir / "MODEL_CARD.md").read_text()
+    if card.is_file() and SURROGATE_HEADING in card.read_text():
+        kept = card.read_text().split(SURROGATE_HEADING, 1)[1].split("\n## ", 1)[0]
+        text = text.rstrip("\n") + "\n\n" + SURROGATE_HEADING + kept
+    card.write_text(text)
+    info["files"][card.name] = sha256_file(card)
+    tmp = manifest.with_name("model.json.tmp")
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    tmp.replace(manifest)
+    return card
+
+
+def _main(args) -> int:
+    print(write_model_card(args.run, args.data, args.notes))
+    if args.package:
+        print(refresh_package_card(args.run, args.package))
+    return 0
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("model-card", help="write MODEL_CARD.md and curve.png for a training run")
     p.add_argument("run", help="run directory (config.json, log.jsonl, metrics.json)")
     p.add_argument("--data", required=True, help="the dataset directory the run trained on (summary.json)")
     p.add_argument("--notes", default="", help="markdown for the 'Known weaknesses' section")
-    p.set_defaults(func=lambda a: print(write_model_card(a.run, a.data, a.notes)) or 0)
+    p.add_argument("--package", default=None,
+                   help="also put the card into this exported package (model.json's sha256 updated)")
+    p.set_defaults(func=_main)

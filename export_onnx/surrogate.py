@@ -360,7 +360,7 @@ def train_surrogate(trio_run, data_dir, out_dir, loss: str = "mse", max_steps: i
         metrics["held_out"] = evaluate(surrogate, trio, held_out[:test_examples], decode_examples)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     save_surrogate(surrogate, out_dir / CHECKPOINT, step=best_step, validation=metrics["validation"],
-                   metrics=metrics.get("held_out"), **meta)
+                   metrics=metrics.get("held_out"), held_out_split=held_name, **meta)
     return metrics
 
 
@@ -379,12 +379,16 @@ def _example(surrogate: SurrogateEncoder, batch: int, rng: np.random.Generator) 
     return np.eye(surrogate.input_size, dtype=np.float32)[toks]
 
 
-def export_surrogate_graph(surrogate: SurrogateEncoder, path, verify: bool = True) -> dict:
-    """Write the ONNX graph; returns its manifest entry (file, inputs, outputs, track, parity)."""
+def export_surrogate_graph(surrogate: SurrogateEncoder, path, verify: bool = True, weights: str = "fp32") -> dict:
+    """Write the ONNX graph; returns its manifest entry (file, inputs, outputs, track, parity).
+    `weights="fp16"` (the package's storage) rounds the weights to float16 and stores them so."""
     import onnx
     import onnxruntime as ort
+    from .export import _to_fp16_storage, round_weights_fp16
     path = Path(path)
     surrogate = surrogate.cpu().eval()
+    if weights == "fp16":
+        round_weights_fp16(surrogate)
     inputs = {"inputs": ["B", surrogate.num_steps, surrogate.input_size]}
     outputs = {"mu": ["B", surrogate.z_size], "sigma": ["B", surrogate.z_size]}
     example = torch.from_numpy(_example(surrogate, 2, np.random.default_rng(0)))
@@ -402,8 +406,10 @@ def export_surrogate_graph(surrogate: SurrogateEncoder, path, verify: bool = Tru
                 else:
                     d.dim_value = want
     onnx.save(m, str(path))
+    if weights == "fp16":
+        _to_fp16_storage(path)
     onnx.checker.check_model(str(path), full_check=True)
-    entry = {"file": path.name, "inputs": inputs, "outputs": outputs, "track": surrogate.track}
+    entry = {"file": path.name, "inputs": inputs, "outputs": outputs, "track": surrogate.track, "weights": weights}
     if verify:
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
@@ -471,7 +477,7 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
                              f"against ({sinfo.get('trio_run')}): mu differs by {diff:.3g}")
     tmp = Path(tempfile.mkdtemp(prefix=".surrogate.", dir=package_dir))
     try:
-        entry = export_surrogate_graph(surrogate, tmp / GRAPH_FILE)
+        entry = export_surrogate_graph(surrogate, tmp / GRAPH_FILE, weights=info.get("weights", "fp32"))
         parity = entry.pop("parity_max_abs_diff", None)
         os.replace(tmp / GRAPH_FILE, package_dir / GRAPH_FILE)
     finally:
@@ -485,10 +491,54 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
         "parity_max_abs_diff": parity, "trio_encoder_max_abs_diff": diff,
         "metrics": {k: held[k] for k in ("n", "latent_mse", "baseline_latent_mse", "decode") if k in held},
     }
+    card = package_dir / "MODEL_CARD.md"
+    if card.is_file():
+        card.write_text(surrogate_card_section(card.read_text(), info["surrogate"], sinfo))
+        info["files"][card.name] = sha256_file(card)
     tmp_manifest = manifest.with_name("model.json.tmp")
     tmp_manifest.write_text(json.dumps(info, indent=1) + "\n")
     os.replace(tmp_manifest, manifest)
     return info
+
+
+from .model_card import SURROGATE_HEADING as CARD_HEADING  # noqa: E402
+
+
+def surrogate_card_section(card: str, summary: dict, sinfo: dict) -> str:
+    """`card` with its accompaniment section (held-out numbers of the surrogate) written or replaced."""
+    m = summary.get("metrics") or {}
+    base = m.get("baseline_latent_mse") or {}
+    dec = m.get("decode") or {}
+    lines = [CARD_HEADING, "",
+             f"`surrogate_encoder.onnx` predicts z from the lead track alone (loss `{summary.get('loss')}`, "
+             f"init `{summary.get('init')}`, best validation at step {summary.get('steps')}, against the trio "
+             f"checkpoint of step {summary.get('trio_step')}). Held-out songs ({sinfo.get('held_out_split', 'test')} "
+             f"split, {m.get('n', '?')} windows):", "",
+             "| latent MSE to the trio posterior mean | value |", "|---|---|",
+             f"| surrogate | {_fmt(m.get('latent_mse'), 4)} |",
+             f"| trio encoder fed the melody alone (bass, drums silent) | {_fmt(base.get('trio_encoder_melody_only'), 4)} |",
+             f"| best constant (the held-out mean) | {_fmt(base.get('held_out_mean'), 4)} |",
+             f"| zero (the prior mean) | {_fmt(base.get('zero'), 4)} |", ""]
+    if dec:
+        names = list(dec.get("true_z", {}))
+        lines += [f"Tracks decoded (argmax) from each z, step accuracy against the true tracks ({dec.get('n')} windows):", "",
+                  "| z | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for key, label in (("true_z", "true (trio encoder)"), ("predicted_z", "surrogate (melody only)"),
+                           ("melody_only_z", "trio encoder, melody alone")):
+            if key in dec:
+                lines.append(f"| {label} | " + " | ".join(_fmt(dec[key][n]["acc"]) for n in names) + " |")
+        lines.append("")
+    section = "\n".join(lines)
+    head, sep, tail = card.partition(CARD_HEADING)
+    if sep:  # replace up to the next section
+        rest = tail.split("\n## ", 1)
+        tail = ("\n## " + rest[1]) if len(rest) > 1 else ""
+        return head + section + tail
+    return card.rstrip("\n") + "\n\n" + section
+
+
+def _fmt(v, digits=3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 # --------------------------------------------------------------------------------------------- CLI

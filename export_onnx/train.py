@@ -156,10 +156,11 @@ def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, b
     g = torch.Generator().manual_seed(seed)
     tot = {"r_loss": 0.0, "kl": 0.0, "kl_cost": 0.0}
     acc = torch.zeros(len(model.num_classes))
-    n = 0
+    n, mus = 0, []
     for a in range(0, len(tokens), batch_size):
         t = torch.as_tensor(tokens[a:a + batch_size].astype(np.int64), device=device)
         logits, mu, sigma = model(t, 0.0, g)
+        mus.append(mu.detach().cpu())
         L = batch_losses(model, logits, mu, sigma, t)
         b = t.shape[0]
         tot["r_loss"] += L["r_loss"].sum().item()
@@ -173,6 +174,9 @@ def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, b
     out["kl_bits"] = out["kl"] / math.log(2)
     out["acc"] = (acc / n).tolist()
     out["n"] = n
+    # how much the posterior mean moves between examples: ~0 means the encoder has collapsed (z says
+    # nothing about the input, the decoder ignores it), which the losses alone do not show
+    out["z_spread"] = float(torch.cat(mus).std(0).mean()) if n > 1 else None
     return out
 
 

@@ -39,3 +39,28 @@ def test_card_says_when_the_target_is_reached(tmp_path):
     run, data = _run_dir(tmp_path, 0.93)
     card = write_model_card(run, data).read_text()
     assert "target 0.90 reached" in card and "What would close the gap" not in card
+
+
+def test_sampled_metrics_say_so(tmp_path):
+    run, data = _run_dir(tmp_path, 0.75)
+    m = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**m, "windows_in_split": 2539}))
+    card = write_model_card(run, data).read_text()
+    assert "(test split, a seeded random sample of 123 of its 2,539 windows;" in card
+
+
+def test_refresh_in_a_package_keeps_the_accompaniment_section(tmp_path):
+    from bridge.engine import sha256_file
+    from export_onnx.model_card import SURROGATE_HEADING, refresh_package_card
+    run, data = _run_dir(tmp_path, 0.75)
+    write_model_card(run, data, notes="- new note")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "MODEL_CARD.md").write_text(f"# old card\n\n{SURROGATE_HEADING}\n\n| surrogate | 0.25 |\n")
+    (pkg / "model.json").write_text(json.dumps({"files": {"MODEL_CARD.md": "stale", "a.onnx": "x"}}))
+    refresh_package_card(run, pkg)
+    card = (pkg / "MODEL_CARD.md").read_text()
+    assert "# old card" not in card and "- new note" in card
+    assert card.count(SURROGATE_HEADING) == 1 and card.rstrip().endswith("| surrogate | 0.25 |")
+    files = json.loads((pkg / "model.json").read_text())["files"]
+    assert files == {"MODEL_CARD.md": sha256_file(pkg / "MODEL_CARD.md"), "a.onnx": "x"}

@@ -182,3 +182,30 @@ def test_cli_train_surrogate_and_add_to_package(trio, data_dir, tmp_path, tiny_m
     assert info["surrogate"]["trio_step"] == 7 and info["surrogate"]["metrics"]["n"] == 6
     assert math.isfinite(info["surrogate"]["metrics"]["latent_mse"])
     engine.load_model(pkg)
+
+
+def test_card_section_written_once_and_replaced():
+    held = {"n": 12, "latent_mse": 0.25, "baseline_latent_mse": {"zero": 1.0, "held_out_mean": 0.8,
+                                                               "trio_encoder_melody_only": 0.6},
+            "decode": {"n": 4, "true_z": {"lead": {"acc": 0.9}, "bass": {"acc": 0.8}},
+                       "predicted_z": {"lead": {"acc": 0.7}, "bass": {"acc": 0.5}}}}
+    summary = {"loss": "mse", "init": "trio", "steps": 400, "trio_step": 2000, "metrics": held}
+    card = "# trio_16bar — model card\n\n## Metrics\nx\n\n## Known weaknesses\n- few steps\n"
+    once = S.surrogate_card_section(card, summary, {"held_out_split": "test"})
+    assert once.startswith(card.rstrip("\n")) and once.count(S.CARD_HEADING) == 1
+    assert "| surrogate | 0.2500 |" in once and "| surrogate (melody only) | 0.700 | 0.500 |" in once
+    assert "test split, 12 windows" in once
+    # a second surrogate replaces the section, keeping what follows it
+    again = S.surrogate_card_section(once + "\n## Later\nkept\n", {**summary, "loss": "nll"}, {})
+    assert again.count(S.CARD_HEADING) == 1 and "loss `nll`" in again and "loss `mse`" not in again
+    assert again.endswith("## Later\nkept\n") and "## Known weaknesses\n- few steps" in again
+
+
+def test_fp16_export_halves_the_file_and_keeps_parity(trio, tmp_path):
+    torch.manual_seed(2)
+    sur = S.SurrogateEncoder(trio.config, trio.size)
+    full = S.export_surrogate_graph(sur, tmp_path / "fp32.onnx")
+    half = S.export_surrogate_graph(sur, tmp_path / "fp16.onnx", weights="fp16")   # rounds sur's weights
+    assert half["weights"] == "fp16" and half["parity_max_abs_diff"] <= 1e-4
+    assert (tmp_path / "fp16.onnx").stat().st_size < 0.7 * (tmp_path / "fp32.onnx").stat().st_size
+    assert full["weights"] == "fp32"

@@ -130,3 +130,19 @@ def test_evaluate_writes_metrics_and_png_for_trio(tmp_path):
     both = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(both["splits"]) == {"test", "train"} and both["split"] == "test" and both["n"] == 3
     assert both["splits"]["train"]["n"] == 8
+
+
+def test_validation_reports_the_spread_of_the_posterior_mean():
+    """z_spread ~ 0 flags an encoder that has collapsed (the same z for every input)."""
+    from export_onnx.configs import get_config
+    from export_onnx.model import MusicVAE
+    from export_onnx.train import validate
+    torch.manual_seed(0)
+    config = get_config("mel_2bar")
+    model = MusicVAE(config, ModelSize(enc_units=8, dec_units=8, dec_layers=1, z_size=4))
+    x = _melodies(np.random.default_rng(2), 12)
+    out = validate(model, x, config.recipe, "cpu", batch_size=5)
+    assert out["n"] == 12 and out["z_spread"] > 0
+    with torch.no_grad():        # an encoder whose mu ignores its input
+        model.encoder.mu.kernel.zero_()
+    assert validate(model, x, config.recipe, "cpu", batch_size=5)["z_spread"] == 0.0
