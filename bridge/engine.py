@@ -512,6 +512,12 @@ class Model:
         loop.prev.fill(0.0)
         loop.prev_flat[loop.hot] = 1.0
 
+    def _init_bars(self, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """decoder_init on the conditioning -> (what decoder_step reads: cond_proj (format 2) or cond
+        itself, initial state_c, initial state_h)."""
+        init = self.sessions["decoder_init"].run(self._init_outputs, {"cond": cond})
+        return (init[2] if len(init) > 2 else cond), init[0], init[1]
+
     def _step(self, loop: _Loop, parity: int):
         if loop.binding is not None:
             self.sessions["decoder_step"].run_with_iobinding(loop.binding[parity])
@@ -535,15 +541,12 @@ class Model:
             if self.hierarchical:
                 emb = self.sessions["conductor"].run(None, {"z": z})[0]            # (B, bars, emb)
                 conds = np.ascontiguousarray(emb.transpose(1, 0, 2)).reshape(self.bars * batch, -1)
-                init = self.sessions["decoder_init"].run(self._init_outputs, {"cond": conds})  # (L, bars*B, U) states
-                c_all, h_all = init[0], init[1]
-                step_conds = init[2] if len(init) > 2 else conds   # cond_proj (format 2) or cond
+                step_conds, c_all, h_all = self._init_bars(conds)        # (bars*B, .), (L, bars*B, U) x2
                 bars = [(step_conds[i * batch:(i + 1) * batch], c_all[:, i * batch:(i + 1) * batch],
                          h_all[:, i * batch:(i + 1) * batch]) for i in range(self.bars)]
                 steps = self.steps_per_bar
             else:
-                init = self.sessions["decoder_init"].run(self._init_outputs, {"cond": z})
-                bars, steps = [(init[2] if len(init) > 2 else z, init[0], init[1])], self.num_steps
+                bars, steps = [self._init_bars(z)], self.num_steps
             t = 0
             for cond, c, h in bars:
                 loop.load_bar_state(c, h, cond)

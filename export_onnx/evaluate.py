@@ -157,8 +157,8 @@ def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best
         # a seeded sample across the whole split: its first windows would be a handful of songs
         tokens = tokens[np.sort(np.random.default_rng(0).choice(available, max_examples, replace=False))]
     metrics = evaluate_tokens(model, tokens, batch_size, device)
-    metrics.update({"windows_in_split": available, "config": model.config.name, "size": info.get("size_name"), "split": split,
-                    "data": str(data_dir), "checkpoint": ckpt.name, "step": info.get("step"),
+    metrics.update({"windows_in_split": available, "config": model.config.name, "size": info.get("size_name"),
+                    "params": sum(p.numel() for p in model.parameters()), "split": split, "data": str(data_dir), "checkpoint": ckpt.name, "step": info.get("step"),
                     "wall_time": info.get("wall_time")})
     write_metrics(run_dir / "metrics.json", metrics)
     if plot_png:

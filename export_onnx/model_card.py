@@ -20,15 +20,16 @@ LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "lmd_beatles": "CC BY 4.0 (Lakh MIDI Dataset, Raffel 2016)"}
 
 
-def _read_log(run_dir: Path) -> list[dict]:
-    path = run_dir / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def read_log(run_dir: Path, split: str | None = None) -> list[dict]:
+    """log.jsonl entries of a run, those of `split` only when given."""
+    path = Path(run_dir) / "log.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return entries if split is None else [e for e in entries if e.get("split") == split]
 
 
 def training_facts(run_dir: Path) -> dict:
     """Steps, wall time and throughput from the log (a resumed run's wall time continues)."""
-    log = _read_log(run_dir)
-    train = [e for e in log if e.get("split") == "train"]
+    train = read_log(run_dir, "train")
     config = json.loads((run_dir / "config.json").read_text())
     if not train:
         return {"steps": 0}
@@ -41,27 +42,32 @@ def training_facts(run_dir: Path) -> dict:
             "beta": last.get("beta"), "p_sample": last.get("p_sample"), "lr": last.get("lr")}
 
 
-def plot_curve(run_dir: Path, out: Path) -> None:
+def plot_curves(curves: dict, out: Path) -> None:
+    """Validation teacher-forced accuracy and reconstruction loss against step, one line per entry of
+    `curves` (label -> validation log entries; a single unlabeled run: {None: entries})."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    val = [e for e in _read_log(run_dir) if e.get("split") == "validation"]
     fig = Figure(figsize=(8, 3), dpi=100)
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(1, 2)
-    steps = [e["step"] for e in val]
-    accs = [sum(e["acc"]) / len(e["acc"]) for e in val]
-    ax1.plot(steps, accs, marker=".")
+    for label, val in curves.items():
+        steps = [e["step"] for e in val]
+        ax1.plot(steps, [sum(e["acc"]) / len(e["acc"]) for e in val], marker=".", label=label)
+        ax2.plot(steps, [e["r_loss"] for e in val], marker=".", label=label,
+                 **({} if len(curves) > 1 else {"color": "#d62728"}))
     ax1.set_title("validation teacher-forced accuracy", fontsize=9)
-    ax1.set_xlabel("step")
-    ax2.plot(steps, [e["r_loss"] for e in val], marker=".", color="#d62728")
     ax2.set_title("validation reconstruction loss (nats)", fontsize=9)
-    ax2.set_xlabel("step")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("step")
+        if len(curves) > 1:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(str(out), format="png")
 
 
-def _fmt(v, digits=3):
+def fmt(v, digits=3) -> str:
+    """A number for a markdown table; "—" for a missing one."""
     return "—" if v is None else f"{v:.{digits}f}"
 
 
@@ -117,15 +123,15 @@ def write_model_card(run_dir, data_dir, notes: str = "") -> Path:
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     facts = training_facts(run_dir)
-    plot_curve(run_dir, run_dir / "curve.png")
+    val = read_log(run_dir, "validation")
+    plot_curves({None: val}, run_dir / "curve.png")
     target, paper = TARGETS.get(name, (None, "—"))
-    val = [e for e in _read_log(run_dir) if e.get("split") == "validation"]
     rising = len(val) >= 4 and val[-1]["r_loss"] < min(e["r_loss"] for e in val[-4:-1])
 
     recon = metrics.get("reconstruction_accuracy", {})
     tf = metrics.get("teacher_forced_accuracy", {})
     tracks = [k for k in recon if k != "mean"]
-    rows = "\n".join(f"| {t} | {_fmt(tf.get(t))} | {_fmt(recon.get(t))} |" for t in tracks)
+    rows = "\n".join(f"| {t} | {fmt(tf.get(t))} | {fmt(recon.get(t))} |" for t in tracks)
     mean = recon.get("mean")
     verdict = ("not evaluated yet" if mean is None or target is None else
                f"target {target:.2f} reached" if mean >= target else
@@ -148,9 +154,9 @@ Splits by song (Groove: the official split): {splits}.
 
 ## Training
 {facts.get('steps', 0):,} steps at batch {facts.get('batch_size', '?')} on CPU (2 cores shared with other work),
-wall time {facts.get('wall_time_s', 0) / 3600:.2f} h, {_fmt(facts.get('steps_per_s'), 2)} steps/s,
-{_fmt(facts.get('examples_per_s'), 1)} examples/s. At the last step: β = {_fmt(facts.get('beta'), 4)},
-scheduled-sampling probability {_fmt(facts.get('p_sample'), 3)}, learning rate {_fmt(facts.get('lr'), 6)}.
+wall time {facts.get('wall_time_s', 0) / 3600:.2f} h, {fmt(facts.get('steps_per_s'), 2)} steps/s,
+{fmt(facts.get('examples_per_s'), 1)} examples/s. At the last step: β = {fmt(facts.get('beta'), 4)},
+scheduled-sampling probability {fmt(facts.get('p_sample'), 3)}, learning rate {fmt(facts.get('lr'), 6)}.
 {_checkpoint(metrics)}Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_curve.png`).
 
 ## Metrics ({metrics.get('split', '?')} split, {_windows(metrics)}; argmax decoding from the posterior mean)
@@ -158,8 +164,8 @@ scheduled-sampling probability {_fmt(facts.get('p_sample'), 3)}, learning rate {
 |---|---|---|
 {rows}
 
-Mean reconstruction accuracy {_fmt(mean)}; KL {_fmt(metrics.get('kl_bits'), 1)} bits.{_spread(val)}
-Target {_fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
+Mean reconstruction accuracy {fmt(mean)}; KL {fmt(metrics.get('kl_bits'), 1)} bits.{_spread(val)}
+Target {fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
 
 {_closing(mean, target, rising, facts, val)}
 ## Known weaknesses
@@ -168,6 +174,22 @@ Target {_fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
     out = run_dir / "MODEL_CARD.md"
     out.write_text(text)
     return out
+
+
+def card_section(card: str, heading: str) -> str | None:
+    """The section of `card` that starts with `heading`, up to the next "## " heading; None if absent."""
+    _, sep, tail = card.partition(heading)
+    return heading + tail.split("\n## ", 1)[0] if sep else None
+
+
+def with_section(card: str, section: str) -> str:
+    """`card` with `section` (its first line is its heading) in place of the section of that heading,
+    or appended when the card has none."""
+    heading = section.split("\n", 1)[0]
+    old = card_section(card, heading)
+    if old is not None:
+        return card.replace(old, section.rstrip("\n") + "\n", 1)
+    return card.rstrip("\n") + "\n\n" + section
 
 
 def refresh_package_card(run_dir, package_dir) -> Path:
@@ -179,10 +201,8 @@ def refresh_package_card(run_dir, package_dir) -> Path:
     info = json.loads(manifest.read_text())
     card = package_dir / "MODEL_CARD.md"
     text = (run_dir / "MODEL_CARD.md").read_text()
-    if card.is_file() and SURROGATE_HEADING in card.read_text():
-        kept = card.read_text().split(SURROGATE_HEADING, 1)[1].split("\n## ", 1)[0]
-        text = text.rstrip("\n") + "\n\n" + SURROGATE_HEADING + kept
-    card.write_text(text)
+    kept = card_section(card.read_text(), SURROGATE_HEADING) if card.is_file() else None
+    card.write_text(with_section(text, kept) if kept else text)
     info["files"][card.name] = sha256_file(card)
     tmp = manifest.with_name("model.json.tmp")
     tmp.write_text(json.dumps(info, indent=1) + "\n")

@@ -54,6 +54,7 @@ from torch import nn
 
 from .configs import ModelConfig, ModelSize
 from .model import BidirectionalLstmEncoder, HierarchicalEncoder, MusicVAE, load_checkpoint, one_hot
+from .model_card import SURROGATE_HEADING as CARD_HEADING, fmt, with_section
 
 CHECKPOINT = "surrogate.pt"
 FORMAT = "latent-bridge-surrogate"
@@ -501,9 +502,6 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
     return info
 
 
-from .model_card import SURROGATE_HEADING as CARD_HEADING  # noqa: E402
-
-
 def surrogate_card_section(card: str, summary: dict, sinfo: dict) -> str:
     """`card` with its accompaniment section (held-out numbers of the surrogate) written or replaced."""
     m = summary.get("metrics") or {}
@@ -515,10 +513,10 @@ def surrogate_card_section(card: str, summary: dict, sinfo: dict) -> str:
              f"checkpoint of step {summary.get('trio_step')}). Held-out songs ({sinfo.get('held_out_split', 'test')} "
              f"split, {m.get('n', '?')} windows):", "",
              "| latent MSE to the trio posterior mean | value |", "|---|---|",
-             f"| surrogate | {_fmt(m.get('latent_mse'), 4)} |",
-             f"| trio encoder fed the melody alone (bass, drums silent) | {_fmt(base.get('trio_encoder_melody_only'), 4)} |",
-             f"| best constant (the held-out mean) | {_fmt(base.get('held_out_mean'), 4)} |",
-             f"| zero (the prior mean) | {_fmt(base.get('zero'), 4)} |", ""]
+             f"| surrogate | {fmt(m.get('latent_mse'), 4)} |",
+             f"| trio encoder fed the melody alone (bass, drums silent) | {fmt(base.get('trio_encoder_melody_only'), 4)} |",
+             f"| best constant (the held-out mean) | {fmt(base.get('held_out_mean'), 4)} |",
+             f"| zero (the prior mean) | {fmt(base.get('zero'), 4)} |", ""]
     if dec:
         names = list(dec.get("true_z", {}))
         lines += [f"Tracks decoded (argmax) from each z, step accuracy against the true tracks ({dec.get('n')} windows):", "",
@@ -526,19 +524,9 @@ def surrogate_card_section(card: str, summary: dict, sinfo: dict) -> str:
         for key, label in (("true_z", "true (trio encoder)"), ("predicted_z", "surrogate (melody only)"),
                            ("melody_only_z", "trio encoder, melody alone")):
             if key in dec:
-                lines.append(f"| {label} | " + " | ".join(_fmt(dec[key][n]["acc"]) for n in names) + " |")
+                lines.append(f"| {label} | " + " | ".join(fmt(dec[key][n]["acc"]) for n in names) + " |")
         lines.append("")
-    section = "\n".join(lines)
-    head, sep, tail = card.partition(CARD_HEADING)
-    if sep:  # replace up to the next section
-        rest = tail.split("\n## ", 1)
-        tail = ("\n## " + rest[1]) if len(rest) > 1 else ""
-        return head + section + tail
-    return card.rstrip("\n") + "\n\n" + section
-
-
-def _fmt(v, digits=3) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
+    return with_section(card, "\n".join(lines))
 
 
 # --------------------------------------------------------------------------------------------- CLI

@@ -15,14 +15,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from export_onnx.evaluate import evaluate_run
-
-
-def _validation(run: Path) -> list[dict]:
-    lines = (run / "log.jsonl").read_text().splitlines()
-    return [e for e in map(json.loads, filter(None, lines)) if e.get("split") == "validation"]
+from export_onnx.model_card import plot_curves, read_log
 
 
 def _summary(run: Path, split: str, max_examples: int | None) -> dict:
@@ -30,8 +25,7 @@ def _summary(run: Path, split: str, max_examples: int | None) -> dict:
     return {"run": str(run), "step": m.get("step"), "n": m.get("n"), "windows_in_split": m.get("windows_in_split"),
             "reconstruction_accuracy": m["reconstruction_accuracy"]["mean"],
             "teacher_forced_accuracy": m["teacher_forced_accuracy"]["mean"], "kl_bits": m.get("kl_bits"),
-            "params": sum(p.numel() for p in torch.load(Path(run) / "latest.pt", map_location="cpu",
-                                                         weights_only=False)["model"].values())}
+            "params": m["params"]}
 
 
 def no_event_share(run: Path, split: str) -> float:
@@ -39,27 +33,6 @@ def no_event_share(run: Path, split: str) -> float:
     split, i.e. the step accuracy of a decoder that never plays anything."""
     data = json.loads((run / "config.json").read_text())["data"]
     return float((np.load(Path(data) / f"{split}.npz")["tokens"] == 0).mean())
-
-
-def plot(curves: dict[str, list[dict]], last_step: int, out: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 3), dpi=100)
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(1, 2)
-    for label, val in curves.items():
-        val = [e for e in val if e["step"] <= last_step]
-        steps = [e["step"] for e in val]
-        ax1.plot(steps, [sum(e["acc"]) / len(e["acc"]) for e in val], marker=".", label=label)
-        ax2.plot(steps, [e["r_loss"] for e in val], marker=".", label=label)
-    ax1.set_title("validation teacher-forced accuracy", fontsize=9)
-    ax2.set_title("validation reconstruction loss (nats)", fontsize=9)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("step")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(str(out), format="png")
 
 
 def main() -> int:
@@ -76,13 +49,14 @@ def main() -> int:
               "no_event_baseline": no_event_share(hier, args.split)}
     if result["hierarchical"]["step"] != result["flat"]["step"]:
         print(f"note: compared at different steps: {result['hierarchical']['step']} vs {result['flat']['step']}")
-    curves = {"hierarchical": _validation(hier), "flat": _validation(flat)}
+    curves = {"hierarchical": read_log(hier, "validation"), "flat": read_log(flat, "validation")}
     last = min(max(e["step"] for e in v) for v in curves.values())
+    curves = {k: [e for e in v if e["step"] <= last] for k, v in curves.items()}
     result["curves"] = {k: [{"step": e["step"], "r_loss": e["r_loss"], "acc": sum(e["acc"]) / len(e["acc"])}
-                            for e in v if e["step"] <= last] for k, v in curves.items()}
+                            for e in v] for k, v in curves.items()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot(curves, last, out.with_suffix(".png"))
+    plot_curves(curves, out.with_suffix(".png"))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("hierarchical", "flat")}, indent=1))
     return 0

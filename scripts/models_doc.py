@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from export_onnx.model_card import TARGETS  # noqa: E402  (no torch behind it)
+from export_onnx.model_card import TARGETS, fmt  # noqa: E402  (no torch behind it)
 
 COMPARISON = ROOT / "docs" / "models" / "mel_16bar_flat_vs_hierarchical.json"
 # why a default model is missing (measured; update when it ships)
@@ -21,10 +21,6 @@ NOT_SHIPPED = {
                  "baseline (0.590 on 512 test windows). A model whose encode, interpolate and knobs do nothing is "
                  "not shipped; `z_spread` is now logged at every validation to catch this early.",
 }
-
-
-def fmt(v, d=3):
-    return "—" if v is None else f"{v:.{d}f}"
 
 
 def accompaniment(name: str) -> str:
