@@ -10,7 +10,10 @@ Recipe (MusicVAE paper / Magenta, see `configs.TrainRecipe`):
 
 Run directory (`--out`): `latest.pt` and `best.pt` (written atomically), `log.jsonl`, `config.json`.
 `--resume` restarts from `latest.pt` exactly: model, optimizer, step, RNG states and the position in
-the data order, so N steps + resume N steps == 2N steps straight.
+the data order, so N steps + resume N steps == 2N steps straight. A weights-only checkpoint
+(`slim-checkpoint`, what comes back from a GPU lease) resumes its weights and step with a fresh
+optimizer and data order.
+`--max-minutes` stops at a wall-clock budget (a checkpoint is written), for leases with a time limit.
 `--batch-size` is the global batch; under torchrun (WORLD_SIZE > 1) every process takes its slice of
 it and the model is wrapped in DistributedDataParallel (exact resume is for single-process runs: the
 checkpoint holds rank 0's random states).
@@ -202,7 +205,8 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
           batch_size: int | None = None, resume: bool = False, seed: int = 0, threads: int | None = None,
           device: str | None = None, val_examples: int = 2048, log_every: int = 50,
           validate_every: int | None = None, checkpoint_every: int | None = None,
-          model_size=None, recipe_changes: dict | None = None, progress: bool = True) -> dict:
+          model_size=None, recipe_changes: dict | None = None, progress: bool = True,
+          max_minutes: float | None = None) -> dict:
     """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones)."""
     world, rank, local_rank = _dist_info()
     torch.set_num_threads(threads or default_threads())
@@ -256,15 +260,21 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
         if ck["config"] != config.name:
             raise ValueError(f"{latest} is a {ck['config']} run, not {config.name}")
         model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
         step, best, wall = ck["step"], ck["best"], ck.get("wall_time", 0.0)
-        rng = ck["rng"]
-        gen.set_state(rng["torch_gen"])
-        torch.set_rng_state(rng["torch_global"])
-        aug_rng.bit_generator.state = rng["aug"]
-        stream.load(rng["stream"])
-        if device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], device)
+        if ck.get("optimizer") is not None:
+            optimizer.load_state_dict(ck["optimizer"])
+        if ck.get("rng") is not None:
+            rng = ck["rng"]
+            gen.set_state(rng["torch_gen"])
+            torch.set_rng_state(rng["torch_global"])
+            aug_rng.bit_generator.state = rng["aug"]
+            stream.load(rng["stream"])
+            if device.type == "cuda" and rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(rng["cuda"], device)
+        else:  # weights only: a new data order, so the resumed run does not replay the first epochs
+            gen.manual_seed(seed + 1 + 1000 * rank + step)
+            aug_rng = np.random.default_rng([seed, 2, rank, step])
+            stream = BatchStream(len(train_tokens), recipe.batch_size, seed + 3 + step)
 
     def checkpoint(path: Path) -> None:
         atomic_save({
@@ -308,7 +318,12 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
     model.train()
     acc_sums, n_log, t_log = None, 0, time.time()
     last_val = None
+    deadline = None if max_minutes is None else time.time() + 60.0 * max_minutes
+    timed_out = False
     while step < max_steps:
+        if deadline is not None and time.time() >= deadline:
+            timed_out = True
+            break
         t0 = time.time()
         idx = stream.next()[rank * local_batch:(rank + 1) * local_batch]
         batch = augment_batch(train_tokens[idx].astype(np.int64), config, aug_rng)
@@ -360,11 +375,11 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
                 checkpoint(out_dir / "best.pt")  # no validation split: best = latest
     if bar is not None:
         bar.close()
-    if is_main and not latest.exists():
+    if is_main and (not latest.exists() or (timed_out and step % checkpoint_every)):
         checkpoint(latest)
     if world > 1:
         torch.distributed.barrier()
-    return {"step": step, "wall_time": wall, "best": best, "validation": last_val}
+    return {"step": step, "wall_time": wall, "best": best, "validation": last_val, "timed_out": timed_out}
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -384,14 +399,55 @@ def add_parser(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--validate-every", type=int, default=None)
     p.add_argument("--checkpoint-every", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this much wall time (checkpoint written), e.g. inside a GPU lease")
+    p.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrainRecipe field for this run (recorded in the checkpoint), e.g. sampling_rate=500")
     p.set_defaults(func=main)
+
+    s = subparsers.add_parser("slim-checkpoint", help="keep a checkpoint's weights only (fp16 with --half): "
+                              "small enough to carry; evaluate/export/--resume accept it")
+    s.add_argument("src", help="checkpoint file or run directory (its best.pt)")
+    s.add_argument("dst")
+    s.add_argument("--half", action="store_true", help="store float tensors as float16")
+    s.set_defaults(func=slim_main)
+
+
+def parse_recipe_changes(items: list[str]) -> dict:
+    fields = {f: type(v) for f, v in asdict(TrainRecipe()).items()}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--recipe {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        kind = fields[key]
+        out[key] = tuple(int(x) for x in value.split(",")) if kind is tuple else kind(value)
+    return out
+
+
+def slim_checkpoint(src, dst, half: bool = False) -> dict:
+    src = Path(src)
+    if src.is_dir():
+        src = src / "best.pt"
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    ck = {k: v for k, v in ck.items() if k not in ("optimizer", "rng")}
+    if half:
+        ck["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    atomic_save(ck, Path(dst))
+    return {"src": str(src), "dst": str(dst), "step": ck["step"], "bytes": Path(dst).stat().st_size}
+
+
+def slim_main(args: argparse.Namespace) -> int:
+    print(json.dumps(slim_checkpoint(args.src, args.dst, args.half)))
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
     summary = train(args.config, args.data, args.out, size=args.size, max_steps=args.max_steps,
                     batch_size=args.batch_size, resume=args.resume, seed=args.seed, threads=args.threads,
                     device=args.device, val_examples=args.val_examples, log_every=args.log_every,
-                    validate_every=args.validate_every, checkpoint_every=args.checkpoint_every)
+                    validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
+                    max_minutes=args.max_minutes, recipe_changes=parse_recipe_changes(args.recipe))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items()}, default=str))
     return 0

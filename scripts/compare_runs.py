@@ -42,6 +42,7 @@ def main() -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--max-examples", type=int, default=512)
     p.add_argument("--out", required=True, help="output path without extension")
+    p.add_argument("--conclusion", default="", help="a sentence for docs/models.md (context the numbers lack)")
     args = p.parse_args()
     hier, flat = Path(args.hier), Path(args.flat)
     result = {"split": args.split, "hierarchical": _summary(hier, args.split, args.max_examples),
@@ -52,6 +53,8 @@ def main() -> int:
     curves = {"hierarchical": read_log(hier, "validation"), "flat": read_log(flat, "validation")}
     last = min(max(e["step"] for e in v) for v in curves.values())
     curves = {k: [e for e in v if e["step"] <= last] for k, v in curves.items()}
+    if args.conclusion:
+        result["conclusion"] = args.conclusion
     result["curves"] = {k: [{"step": e["step"], "r_loss": e["r_loss"], "acc": sum(e["acc"]) / len(e["acc"])}
                             for e in v] for k, v in curves.items()}
     out = Path(args.out)

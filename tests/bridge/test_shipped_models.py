@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 import pytest
 
@@ -14,8 +15,7 @@ from bridge import cli, engine
 from bridge.client import spawn_server
 
 MODELS = Path(bridge.__file__).parent / "models"
-# mel_16bar is not shipped yet: its run collapsed (docs/models.md says why); add it here when it ships
-DEFAULTS = ("drums_2bar", "mel_2bar", "trio_16bar")
+DEFAULTS = ("drums_2bar", "mel_16bar", "mel_2bar", "trio_16bar")
 POP909 = Path(__file__).resolve().parents[3] / "shared" / "data" / "pop909" / "002" / "002.mid"
 
 
@@ -48,6 +48,18 @@ def test_package_is_complete(name):
     # a target not reached says by how much and what would close it
     if "below the target" in card:
         assert "## What would close the gap" in card
+
+
+@pytest.mark.parametrize("name", DEFAULTS)
+def test_encoder_tells_inputs_apart(name):
+    """A collapsed encoder gives every input the same posterior mean, so encode, interpolate and the
+    knobs would do nothing (what kept the first mel_16bar run from shipping)."""
+    model = engine.load_model(MODELS / name)
+    tokens = model.decode_tokens(model.sample_z(6, seed=1), temperature=1.0, seed=2)
+    mu = np.asarray(model.encode_tokens(tokens))
+    spread = float(mu.std(0).mean())
+    prior = np.asarray(model.sample_z(6, seed=1)).std(0).mean()
+    assert spread > 0.05 * prior, (name, spread)
 
 
 def test_daemon_starts_with_every_shipped_model_and_answers_from_each():

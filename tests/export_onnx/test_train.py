@@ -9,8 +9,8 @@ import torch
 from export_onnx.configs import CONFIGS, ModelSize, TrainRecipe
 from export_onnx.evaluate import evaluate_run
 from export_onnx.model import load_checkpoint
-from export_onnx.train import (BatchStream, beta_at, learning_rate_at, sampling_probability,
-                               teacher_forcing_probability, train)
+from export_onnx.train import (BatchStream, beta_at, learning_rate_at, parse_recipe_changes,
+                               sampling_probability, slim_checkpoint, teacher_forcing_probability, train)
 
 TINY_FLAT = ModelSize(enc_units=32, dec_units=64, dec_layers=1, z_size=16)
 
@@ -146,3 +146,48 @@ def test_validation_reports_the_spread_of_the_posterior_mean():
     with torch.no_grad():        # an encoder whose mu ignores its input
         model.encoder.mu.kernel.zero_()
     assert validate(model, x, config.recipe, "cpu", batch_size=5)["z_spread"] == 0.0
+
+
+def test_weights_only_checkpoint_resumes_and_loads(tmp_path):
+    """What comes back from a GPU lease: fp16 weights, no optimizer or RNG state."""
+    rng = np.random.default_rng(5)
+    data = _write(tmp_path / "data", {"train": _melodies(rng, 16), "validation": _melodies(rng, 4)})
+    size = ModelSize(enc_units=8, dec_units=8, dec_layers=1, z_size=4)
+    kw = dict(model_size=size, batch_size=8, seed=0, threads=1, validate_every=2, checkpoint_every=100,
+              progress=False, log_every=1)
+    train("mel_2bar", data, tmp_path / "run", max_steps=4, **kw)
+    info = slim_checkpoint(tmp_path / "run" / "latest.pt", tmp_path / "slim.pt", half=True)
+    full, slim = _state(tmp_path / "run" / "latest.pt"), _state(tmp_path / "slim.pt")
+    assert info["step"] == 4 and "optimizer" not in slim and "rng" not in slim
+    assert info["bytes"] < (tmp_path / "run" / "latest.pt").stat().st_size / 2
+    for k, v in full["model"].items():
+        assert slim["model"][k].dtype == torch.float16
+        assert torch.allclose(slim["model"][k].float(), v, atol=1e-3, rtol=1e-3), k
+    model, meta = load_checkpoint(tmp_path / "slim.pt")  # evaluate/export read it as float32
+    assert meta["step"] == 4 and next(model.parameters()).dtype == torch.float32
+    # a fresh run directory resumes from it: the step count goes on, the log starts at step 5
+    (tmp_path / "cold").mkdir()
+    (tmp_path / "cold" / "latest.pt").write_bytes((tmp_path / "slim.pt").read_bytes())
+    out = train("mel_2bar", data, tmp_path / "cold", max_steps=6, resume=True, **kw)
+    assert out["step"] == 6
+    steps = [json.loads(l)["step"] for l in (tmp_path / "cold" / "log.jsonl").read_text().splitlines()]
+    assert min(steps) == 5 and max(steps) == 6
+
+
+def test_max_minutes_stops_with_a_checkpoint(tmp_path):
+    rng = np.random.default_rng(6)
+    data = _write(tmp_path / "data", {"train": _melodies(rng, 16)})
+    size = ModelSize(enc_units=8, dec_units=8, dec_layers=1, z_size=4)
+    out = train("mel_2bar", data, tmp_path / "run", model_size=size, max_steps=10**6, batch_size=8,
+                threads=1, checkpoint_every=10**6, progress=False, max_minutes=0.02)
+    assert out["timed_out"] and 0 < out["step"] < 10**6
+    assert _state(tmp_path / "run" / "latest.pt")["step"] == out["step"]
+
+
+def test_recipe_overrides_from_the_command_line():
+    assert parse_recipe_changes(["learning_rate=5e-4", "batch_size=16", "augment_semitones=-3,3"]) == {
+        "learning_rate": 5e-4, "batch_size": 16, "augment_semitones": (-3, 3)}
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        parse_recipe_changes(["learnig_rate=1"])
+    with pytest.raises(SystemExit, match="expected KEY=VALUE"):
+        parse_recipe_changes(["learning_rate"])
