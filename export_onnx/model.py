@@ -445,15 +445,18 @@ def step_accuracy(logits: torch.Tensor, tokens: torch.Tensor, num_classes: list[
 
 
 # --------------------------------------------------------------------------------------------- checkpoints
+def checkpoint_file(path: str | Path, which: str = "best") -> Path:
+    """A checkpoint file as given, or a run directory's `best.pt` / `latest.pt`."""
+    path = Path(path)
+    return path / f"{which}.pt" if path.is_dir() else path
+
+
 def load_checkpoint(path: str | Path, which: str = "best", map_location: str = "cpu"
                     ) -> tuple[MusicVAE, dict]:
     """Load a trained model from a checkpoint file or a run directory (`best.pt` / `latest.pt`).
 
     Returns (model in eval mode, checkpoint dict without the big state entries)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / f"{which}.pt"
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    ckpt = torch.load(checkpoint_file(path, which), map_location=map_location, weights_only=False)
     config = get_config(ckpt["config"])
     if ckpt.get("recipe"):
         from dataclasses import replace

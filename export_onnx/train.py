@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .configs import ModelConfig, TrainRecipe, get_config  # noqa: E402
-from .model import (MusicVAE, kl_divergence, reconstruction_loss, resolve_size,  # noqa: E402
-                    step_accuracy, vae_loss)
+from .model import (MusicVAE, checkpoint_file, kl_divergence, reconstruction_loss,  # noqa: E402
+                    resolve_size, step_accuracy, vae_loss)
 
 
 # --------------------------------------------------------------------------------------------- schedules
@@ -138,6 +138,14 @@ class BatchStream:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+def random_streams(seed: int, rank: int, n: int, batch_size: int, offset: int = 0):
+    """(torch generator for z noise and scheduled sampling, NumPy generator for pitch augmentation,
+    data order); `offset` gives a weights-only resume at that step its own streams."""
+    gen = torch.Generator().manual_seed(seed + 1 + 1000 * rank + offset)
+    aug_rng = np.random.default_rng([seed, 2, rank] + ([offset] if offset else []))
+    return gen, aug_rng, BatchStream(n, batch_size, seed + 3 + offset)
+
+
 def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -249,9 +257,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
     model = MusicVAE(config, size_obj).to(device)
     model.size_name = size_name
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
-    gen = torch.Generator().manual_seed(seed + 1 + 1000 * rank)  # z noise, scheduled sampling
-    aug_rng = np.random.default_rng([seed, 2, rank])               # pitch augmentation
-    stream = BatchStream(len(train_tokens), recipe.batch_size, seed + 3)
+    gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size)
     step, best, wall = 0, float("inf"), 0.0
 
     latest = out_dir / "latest.pt"
@@ -272,9 +278,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             if device.type == "cuda" and rng.get("cuda") is not None:
                 torch.cuda.set_rng_state(rng["cuda"], device)
         else:  # weights only: a new data order, so the resumed run does not replay the first epochs
-            gen.manual_seed(seed + 1 + 1000 * rank + step)
-            aug_rng = np.random.default_rng([seed, 2, rank, step])
-            stream = BatchStream(len(train_tokens), recipe.batch_size, seed + 3 + step)
+            gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size, offset=step)
 
     def checkpoint(path: Path) -> None:
         atomic_save({
@@ -426,9 +430,7 @@ def parse_recipe_changes(items: list[str]) -> dict:
 
 
 def slim_checkpoint(src, dst, half: bool = False) -> dict:
-    src = Path(src)
-    if src.is_dir():
-        src = src / "best.pt"
+    src = checkpoint_file(src)
     ck = torch.load(src, map_location="cpu", weights_only=False)
     ck = {k: v for k, v in ck.items() if k not in ("optimizer", "rng")}
     if half:
