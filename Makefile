@@ -1,7 +1,7 @@
 # The two commands of the README. Both set up what they need first.
 .PHONY: serve test setup setup-dev
 
-JACK_TESTS = tests/bridge/test_midi_live.py
+JACK_TESTS = tests/bridge/live/test_midi.py
 
 serve: setup
 	.venv/bin/python -m bridge serve

@@ -5,7 +5,7 @@
 Starts a real `python -m bridge serve` subprocess per provider and measures over loopback OSC what a
 client sees: round trips (p50/p95/p99) of ping, encode, sample, interpolate (8 steps) and knob, the
 morph lookahead margin at 120 and 174 bpm, and batch scaling (1, 8, 64 sequences). The same ops run
-in this process on onnxruntime (bridge.bench) and on torch eager (export_onnx.bench_torch) for the
+in this process on onnxruntime (bridge.cli.bench) and on torch eager (export_onnx.bench_torch) for the
 ratios. Without --models it benches random-weight packages of the configs' "small" sizes (random
 weights cost exactly what trained ones do) plus any shipped package in bridge/models/.
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bridge.bench import _example_notes
-from bridge.client import BridgeClient, BridgeError, spawn_server
+from bridge.cli.bench import example_notes
+from bridge.daemon.client import BridgeClient, ErrorReply, spawn_server
 
 PERCENTILES = (50, 95, 99)
 BATCHES = (1, 8, 64)
@@ -47,7 +47,7 @@ def timed_loop(fn, iterations: int, warmup: int, budget_s: float, min_n: int = 5
 
 def example_rows(info: dict) -> tuple[list, list]:
     """Two note lists (wire rows) that fit every track of the model."""
-    a, b = _example_notes(SimpleNamespace(info=info, bars=int(info["bars"])))
+    a, b = example_notes(SimpleNamespace(info=info, bars=int(info["bars"])))
     return [n.to_row() for n in a], [n.to_row() for n in b]
 
 
@@ -72,7 +72,7 @@ class _Knob:
                 if not args or args[0] != rid:
                     continue
                 if address == "/bridge/error":
-                    raise BridgeError(args[1], args[2], rid)
+                    raise ErrorReply(args[1], args[2], rid)
                 if address == "/bridge/seq" and t_seq is None:
                     t_seq = time.perf_counter() - t0
                 if address == "/bridge/done":
@@ -119,7 +119,7 @@ def morph_margins(server, model: str, a: list, b: list, tempo: float, slots: int
             for address, args in c.receive(0.2):
                 if args and args[0] == rid:
                     if address == "/bridge/error":
-                        raise BridgeError(args[1], args[2], rid)
+                        raise ErrorReply(args[1], args[2], rid)
                     if address == "/bridge/seq":
                         arrivals.append((time.monotonic(), json.loads(args[3])))
         with send_lock:

@@ -1,5 +1,5 @@
-"""The same ops in this process: onnxruntime through bridge.engine (bridge.bench) and torch eager
-(export_onnx.bench_torch), both on one intra-op thread as the daemon's sessions are."""
+"""The same ops in this process: onnxruntime through bridge.runtime.engine (bridge.cli.bench) and
+torch eager (export_onnx.bench_torch), both on one intra-op thread as the daemon's sessions are."""
 from __future__ import annotations
 
 import time
@@ -20,8 +20,8 @@ def _times(fn, repeats: int, warmup: int, budget_s: float, min_n: int = 3) -> li
 
 
 def bench_ort(path, provider: str, repeats: int, warmup: int, budget_s: float, batches=BATCHES) -> dict:
-    from bridge.bench import standard_ops
-    from bridge.engine import load_model
+    from bridge.cli.bench import standard_ops
+    from bridge.runtime.engine import load_model
     model = load_model(path, provider=provider, threads=1)
     ops = standard_ops(model, steps=8)
     out = {"provider": model.provider, "ops": {}, "batch": {}}

@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.runtime.package import package_dirs
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CONFIGS = ("mel_2bar", "drums_2bar", "mel_16bar", "trio_16bar")
 _SHAPING_SOURCES = ("export_onnx/model.py", "export_onnx/lstm.py", "export_onnx/export.py",
-                    "export_onnx/tiny.py", "export_onnx/configs.py", "bridge/codecs.py")
+                    "export_onnx/tiny.py", "export_onnx/configs.py", "bridge/core/codecs.py",
+                    "bridge/runtime/package.py")
 
 
 @dataclass
@@ -91,18 +94,8 @@ def build_random_packages(configs=SMALL_CONFIGS, size: str = "small", log=print)
     return cache
 
 
-def package_dirs(path) -> list[Path]:
-    """A package directory, or the packages in a directory of packages."""
-    path = Path(path)
-    if (path / "model.json").is_file():
-        return [path]
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if (p / "model.json").is_file())
-    return []
-
-
 def shipped_packages() -> list[Path]:
-    from bridge.engine import MODELS_DIR
+    from bridge.runtime.package import MODELS_DIR
     return package_dirs(MODELS_DIR)
 
 

@@ -92,7 +92,7 @@ def markdown(report: dict) -> str:
     L.append("")
     L.append("Client-side time from the request datagram to the terminal reply, through a real daemon "
              "(`knob`: to the pattern's `/bridge/seq`). In-process columns: the same op called directly "
-             "(onnxruntime through `bridge.engine`, torch eager from `export_onnx`), one thread; `knob` "
+             "(onnxruntime through `bridge.runtime.engine`, torch eager from `export_onnx`), one thread; `knob` "
              "compares with one `decode`.")
     L.append("")
     L.append("| model | provider | op | p50 | p95 | p99 | n | ORT in-process p50 | torch eager p50 | torch / ORT | torch / daemon |")

@@ -14,12 +14,15 @@ import sys
 COMMANDS = [
     "dataset",            # export_onnx.dataset: MIDI folders -> token windows + splits
     "train",              # export_onnx.train
+    "bench_train",        # export_onnx.bench_train: training examples/s of each path
     "evaluate",           # export_onnx.evaluate
-    "export",             # export_onnx.export (also registers "make-tiny")
+    "export",             # export_onnx.export
+    "tiny",               # export_onnx.tiny (registers "make-tiny": random-weight packages)
     "directions",         # export_onnx.directions: attribute vectors + principal directions
     "model_card",         # export_onnx.model_card: MODEL_CARD.md + training curve
     "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
     "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
+    "audit",              # export_onnx.audit: musical audit of a package (audit.json + card section)
 ]
 
 

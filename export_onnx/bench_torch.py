@@ -31,7 +31,7 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
 
 def bench_ops(info: dict, repeats: int = 30, warmup: int = 2, threads: int = 1, steps: int = 8,
               device: str = "cpu") -> dict:
-    """{op: [seconds per call]} for encode, decode, sample, interpolate (same ops as bridge.bench)."""
+    """{op: [seconds per call]} for encode, decode, sample, interpolate (same ops as bridge.cli.bench)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from bridge.codecs import DrumCodec, MelodyCodec, SequenceCodec
-from bridge.notes import STEPS_PER_BAR
+from bridge.core.codecs import DrumCodec, MelodyCodec, SequenceCodec
+from bridge.core.notes import STEPS_PER_BAR
 
 MEL_MIN_PITCH, MEL_MAX_PITCH = 21, 108  # magenta.js range, 90 classes
 
@@ -40,6 +40,18 @@ class TrainRecipe:
     augment_semitones: tuple[int, int] = (-5, 6)   # random transposition, both ends included
     validate_every: int = 200
     checkpoint_every: int = 500
+    # "paper": beta and scheduled sampling follow the per-step rates above (beta_rate, sampling_rate),
+    # sized for ~10^5-10^6 steps. "run": both are sized to the planned run (--max-steps and/or
+    # --max-minutes), because a CPU run of a few thousand steps never gets past the paper's start:
+    # beta rises linearly to max_beta by `beta_warmup` of the run, the sampling probability rises
+    # linearly to `final_sampling_probability` by `sampling_ramp` of the run.
+    schedule: str = "run"
+    beta_warmup: float = 0.4
+    sampling_ramp: float = 0.7
+    final_sampling_probability: float = 0.5
+    sampling_method: str = "two_pass"      # "two_pass" (fused, training) | "stepwise" (reference)
+    input_dropout: float = 0.0             # word dropout on the decoder's previous-token input
+    precision: str = "fp32"                # "fp32" | "bf16" (CPU autocast; see docs/training.md)
 
 
 @dataclass(frozen=True)
@@ -114,13 +126,20 @@ FLAT_16BAR_SIZES = {
 }
 
 CONFIGS: dict[str, ModelConfig] = {c.name: c for c in [
+    # 2-bar models: the paper's appendix, 48 free bits and beta 0.2 (mel_2bar trained with 0 free
+    # bits / beta 0.5 until stop 14, and its KL never came down: 212 bits)
     ModelConfig("mel_2bar", "melody", 2, MELODY, False, FLAT_2BAR_SIZES,
-                TrainRecipe(free_bits=0.0, max_beta=0.5)),
+                TrainRecipe(free_bits=48.0, max_beta=0.2)),
     ModelConfig("drums_2bar", "drums", 2, DRUMS, False, FLAT_2BAR_SIZES),
+    # 16-bar models: 256 free bits, beta 0.2; a lower final sampling probability (a 256-step
+    # free-running decode drifts further) and word dropout, so the core decoders lean on the bar
+    # embedding (the trio's decoder ignored z before)
     ModelConfig("mel_16bar", "melody", 16, MELODY, True, MEL_16BAR_SIZES,
-                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2, final_sampling_probability=0.3,
+                            input_dropout=0.2)),
     ModelConfig("trio_16bar", "trio", 16, TRIO, True, TRIO_16BAR_SIZES,
-                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
+                TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2, final_sampling_probability=0.3,
+                            input_dropout=0.2)),
     ModelConfig("mel_16bar_flat", "melody", 16, MELODY, False, FLAT_16BAR_SIZES,
                 TrainRecipe(batch_size=32, free_bits=256.0, max_beta=0.2)),
     ModelConfig("trio_16bar_flat", "trio", 16, TRIO, False, FLAT_16BAR_SIZES,

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import midi_io, windows
-from bridge.windows import WindowStats
+from bridge.core import windows
+from bridge.core.windows import WindowStats
+from bridge.io import midi_io
 
 from .configs import ModelConfig, get_config
 
@@ -157,14 +158,7 @@ def spread(jobs: list, limit: int | None) -> list:
 
 def read_job(job: FileJob) -> midi_io.QuantizedMidi:
     if job.kind == "pop909":
-        beat_file = Path(job.path).parent / "beat_midi.txt"
-        try:
-            ann = np.loadtxt(beat_file, ndmin=2)
-        except (OSError, ValueError) as e:
-            raise midi_io.MidiError(f"{beat_file}: unreadable beat annotation ({e})", "unreadable") from None
-        if ann.shape[0] < 2 or ann.shape[1] < 3:
-            raise midi_io.MidiError(f"{beat_file}: beat annotation too short", "unreadable")
-        return midi_io.read_midi(job.path, beats=ann[:, 0], downbeats=ann[ann[:, 2] == 1, 0], require_4_4=False)
+        return midi_io.read_annotated_midi(job.path)
     return midi_io.read_midi(job.path)
 
 

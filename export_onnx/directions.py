@@ -3,7 +3,7 @@
     python -m export_onnx directions runs/<name> --data data/<config>
 
 writes runs/<name>/directions.json, which the exporter copies into model.json (`attributes` and
-`directions`). For each attribute (bridge.attributes, plus Groove's beat/fill label for drums):
+`directions`). For each attribute (bridge.core.attributes, plus Groove's beat/fill label for drums):
 
     vector = mean posterior mean z of the examples in the attribute's top quartile
            - mean posterior mean z of the examples in its bottom quartile
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bridge import attributes as attrs
+from bridge.core import attributes as attrs
 
 FORMAT = "latent-bridge-directions"
 FORMAT_VERSION = 1

@@ -149,8 +149,7 @@ def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best
     model.to(device)
     if data_dir is None:
         data_dir = json.loads((run_dir / "config.json").read_text())["data"]
-    from .train import _dataset_api
-    load_split, _ = _dataset_api()
+    from .dataset import load_split
     tokens = np.asarray(load_split(data_dir, split)["tokens"])
     available = len(tokens)
     if max_examples and max_examples < available:

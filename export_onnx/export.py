@@ -21,9 +21,7 @@ directions.json (attribute vectors; copied into `attributes` / `directions`).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -36,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bridge.notes import STEPS_PER_BAR
+from bridge.core.notes import STEPS_PER_BAR
+from bridge.runtime.package import (FORMAT, FORMAT_VERSION, GRAPH_IO, GRAPH_IO_V2, MANIFEST, record_files,
+                                    write_manifest)
 
-FORMAT = "latent-bridge-model"
-FORMAT_VERSION = 2   # 2: decoder_init outputs cond_proj, decoder_step reads it instead of cond
 OPSET = 17
 TOLERANCE = 1e-4
 MAX_PACKAGE_MB = 15.0
@@ -97,28 +95,28 @@ class _DecoderStep(torch.nn.Module):
 
 
 def graph_specs(model) -> dict:
-    """role -> (wrapper, {input: shape}, {output: shape}, {name: batch axis}); "B" = dynamic batch."""
+    """role -> (wrapper, {input: shape}, {output: shape}); "B" = dynamic batch. The names are the
+    package format's graph table (bridge.runtime.package.GRAPH_IO, GRAPH_IO_V2 when the decoder's
+    step graph reads cond_proj), in its order."""
     dec = model.decoder
     steps, n_in, z = model.num_steps, model.input_size, model.z_size
-    cond = dec.cond_size
     L, U = dec.state_layers, dec.units
-    specs = {
-        "encoder": (_Encoder(model), {"inputs": ["B", steps, n_in]},
-                    {"mu": ["B", z], "sigma": ["B", z]}),
-    }
-    if dec.hierarchical:
-        specs["conductor"] = (_Conductor(model), {"z": ["B", z]}, {"embeddings": ["B", dec.bars, dec.emb_size]})
     from .step_graph import cond_projection
     proj = cond_projection(dec)
-    init_out = {"state_c": [L, "B", U], "state_h": [L, "B", U]}
-    step_cond = {"cond": ["B", cond]}
-    if proj is not None:   # format_version 2: decoder_init projects cond once per bar
-        init_out["cond_proj"] = ["B", int(proj[0].shape[1])]
-        step_cond = {"cond_proj": ["B", int(proj[0].shape[1])]}
-    specs["decoder_init"] = (_DecoderInit(model, proj), {"cond": ["B", cond]}, init_out)
-    specs["decoder_step"] = (_DecoderStep(model),
-                             {"prev": ["B", n_in], **step_cond, "state_c": [L, "B", U], "state_h": [L, "B", U]},
-                             {"logits": ["B", n_in], "new_state_c": [L, "B", U], "new_state_h": [L, "B", U]})
+    table = GRAPH_IO if proj is None else GRAPH_IO_V2   # format_version 2: decoder_init projects cond once per bar
+    step_cond = ["B", dec.cond_size if proj is None else int(proj[0].shape[1])]
+    state = [L, "B", U]
+    # role -> (wrapper, input shapes, output shapes), the shapes in the table's order
+    roles = {"encoder": (_Encoder(model), [["B", steps, n_in]], [["B", z], ["B", z]])}
+    if dec.hierarchical:
+        roles["conductor"] = (_Conductor(model), [["B", z]], [["B", dec.bars, dec.emb_size]])
+    roles["decoder_init"] = (_DecoderInit(model, proj), [["B", dec.cond_size]],
+                             [state, state] + ([] if proj is None else [step_cond]))
+    roles["decoder_step"] = (_DecoderStep(model), [["B", n_in], step_cond, state, state], [["B", n_in], state, state])
+    specs = {}
+    for role, (wrapper, in_shapes, out_shapes) in roles.items():
+        ins, outs = table[role]
+        specs[role] = (wrapper, dict(zip(ins, in_shapes, strict=True)), dict(zip(outs, out_shapes, strict=True)))
     return specs
 
 
@@ -145,7 +143,7 @@ def _export_one(wrapper, inputs: dict, outputs: dict, path: Path, example: tuple
                           dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
 
 
-def _set_io_shapes(path: Path, inputs: dict, outputs: dict) -> None:
+def set_io_shapes(path: Path, inputs: dict, outputs: dict) -> None:
     """Write the declared shapes (static sizes, "B" for the batch) on the graph inputs and outputs;
     the tracer leaves some static sizes symbolic (e.g. the conductor's bar count)."""
     import onnx
@@ -167,7 +165,7 @@ def _set_io_shapes(path: Path, inputs: dict, outputs: dict) -> None:
     onnx.save(m, str(path))
 
 
-def _to_fp16_storage(path: Path) -> None:
+def to_fp16_storage(path: Path) -> None:
     """Store float32 initializers as float16 + a Cast back to float32 (folded by onnxruntime at load).
     Only initializers that float16 holds exactly (the weights were rounded by `round_weights_fp16`);
     derived constants such as a bias with the forget bias folded in stay float32."""
@@ -226,9 +224,9 @@ def export_graphs(model, out_dir: Path, weights: str = "fp32", example_batch: in
                 _export_one(wrapper.eval(), inputs, outputs, path, example)
             except Exception as e:
                 raise ExportError(f"{role}: torch.onnx.export failed: {e}") from e
-        _set_io_shapes(path, inputs, outputs)
+        set_io_shapes(path, inputs, outputs)
         if weights == "fp16":
-            _to_fp16_storage(path)
+            to_fp16_storage(path)
         try:
             onnx.checker.check_model(str(path), full_check=True)
         except Exception as e:
@@ -396,14 +394,6 @@ def build_manifest(model, name: str, graphs: dict, weights: str = "fp32", traini
     return info
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_package(model, out_dir, name: str | None = None, weights: str = "fp32", training: dict | None = None,
                   metrics: dict | None = None, attributes: dict | None = None, directions: list | None = None,
                   verify: bool = True, max_mb: float | None = None, extra_files: dict | None = None) -> dict:
@@ -425,10 +415,9 @@ def write_package(model, out_dir, name: str | None = None, weights: str = "fp32"
         info = build_manifest(model, name, graphs, weights, training, metrics, attributes, directions, parity)
         for fname, src in (extra_files or {}).items():
             shutil.copyfile(src, tmp / fname)
-        listed = [g["file"] for g in graphs.values()] + list(extra_files or {})
-        info["files"] = {f: sha256_file(tmp / f) for f in listed}
-        (tmp / "model.json").write_text(json.dumps(info, indent=1) + "\n")
-        total = sum((tmp / f).stat().st_size for f in list(info["files"]) + ["model.json"]) / 1e6
+        record_files(info, tmp, [g["file"] for g in graphs.values()] + list(extra_files or {}))
+        write_manifest(tmp, info)
+        total = sum((tmp / f).stat().st_size for f in list(info["files"]) + [MANIFEST]) / 1e6
         if max_mb is not None and total > max_mb:
             raise ExportError(f"the package is {total:.1f} MB, over the {max_mb} MB limit "
                               f"(try --weights fp16 or a smaller size)")
@@ -470,7 +459,7 @@ def export_run(run_dir, out_dir, which: str = "best", name: str | None = None, w
 
 # --------------------------------------------------------------------------------------------- CLI
 def add_parser(subparsers) -> None:
-    """Registers `export` and `make-tiny` (export_onnx.tiny) with the export_onnx dispatcher."""
+    """Registers `export` with the export_onnx dispatcher."""
     p = subparsers.add_parser("export", help="export a training run to an ONNX model package")
     p.add_argument("run", help="run directory (best.pt / latest.pt) or a checkpoint file")
     p.add_argument("--out", required=True, help="package directory to write, e.g. bridge/models/mel_2bar")
@@ -481,8 +470,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-mb", type=float, default=MAX_PACKAGE_MB,
                    help="fail when the package is larger (0 = no limit)")
     p.set_defaults(func=_main_export)
-    from . import tiny
-    tiny.add_parser(subparsers)
 
 
 register = add_parser

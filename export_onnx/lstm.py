@@ -27,6 +27,16 @@ from torch import nn
 FORGET_BIAS = 1.0
 
 
+def _fused_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the fused op runs in: autocast's lower precision when it is on for x's device
+    (autocast does not cover torch.lstm's flat weight list, so inputs, states and weights are cast
+    together here), x's own dtype otherwise."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
+
+
 def glorot_uniform_(t: torch.Tensor) -> torch.Tensor:
     """TF's default `glorot_uniform` for a (fan_in, fan_out) kernel."""
     fan_in, fan_out = t.shape[0], t.shape[1]
@@ -96,8 +106,10 @@ class StackedLSTM(nn.Module):
         """Fused sequence: x (B, T, input), c/h (layers, B, units) -> (outputs (B, T, units), c, h)."""
         if not self.fused:
             return self.forward_stepwise(x, c, h)
-        params = [p for cell in self.cells for p in cell.torch_weights()]
-        out, h_n, c_n = torch.lstm(x, (h, c), params, True, self.layers, 0.0, self.training, False, True)
+        dt = _fused_dtype(x)
+        params = [p.to(dt) for cell in self.cells for p in cell.torch_weights()]
+        out, h_n, c_n = torch.lstm(x.to(dt), (h.to(dt), c.to(dt)), params, True, self.layers, 0.0,
+                                   self.training, False, True)
         return out, c_n, h_n
 
     def step(self, x: torch.Tensor, c: torch.Tensor, h: torch.Tensor
@@ -140,9 +152,10 @@ class BidirectionalLSTM(nn.Module):
         if not self.fused:
             return self.forward_stepwise(x)
         b = x.shape[0]
-        h0 = x.new_zeros(2, b, self.units)
-        params = self.fw.torch_weights() + self.bw.torch_weights()
-        _, h_n, _ = torch.lstm(x, (h0, h0), params, True, 1, 0.0, self.training, True, True)
+        dt = _fused_dtype(x)
+        h0 = x.new_zeros(2, b, self.units, dtype=dt)
+        params = [p.to(dt) for p in self.fw.torch_weights() + self.bw.torch_weights()]
+        _, h_n, _ = torch.lstm(x.to(dt), (h0, h0), params, True, 1, 0.0, self.training, True, True)
         return torch.cat([h_n[0], h_n[1]], dim=-1)
 
     def forward_stepwise(self, x: torch.Tensor) -> torch.Tensor:

@@ -51,8 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.codecs import DrumCodec, MelodyCodec
-from bridge.notes import STEPS_PER_BAR
+from bridge.core.codecs import DrumCodec, MelodyCodec
+from bridge.core.notes import STEPS_PER_BAR
 
 MANIFEST = "weights_manifest.json"
 CONFIG = "config.json"
@@ -490,9 +490,9 @@ def model_config(plan: ImportPlan, name: str):
 
 def _split_flat_decoder_class():
     import torch
-    from .model import LstmCoreDecoder, SplitCores, _DecoderBase, segments, shift_right
+    from .model import LstmCoreDecoder, SplitCores, DecoderBase, segments, shift_right
 
-    class SplitFlatDecoder(SplitCores, _DecoderBase):
+    class SplitFlatDecoder(SplitCores, DecoderBase):
         """A flat decoder made of one core decoder per track, all conditioned on z (magenta.js
         `SplitDecoder`, e.g. a TrioConverter model without a conductor). Core k reads only its own
         track's previous one-hot; state rows stack the cores' layers ([0, L) track 0, ...), as the

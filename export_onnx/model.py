@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bridge.notes import STEPS_PER_BAR
+from bridge.core.notes import STEPS_PER_BAR
 
 from .configs import ModelConfig, ModelSize, get_config
 from .lstm import BidirectionalLSTM, Dense, StackedLSTM
@@ -90,6 +90,16 @@ def initial_state(dense: Dense, cond: torch.Tensor, layers: int, units: int
     c = s[:, :, 0].permute(1, 0, 2).contiguous()
     h = s[:, :, 1].permute(1, 0, 2).contiguous()
     return c, h
+
+
+def word_dropout(inputs: torch.Tensor, rate: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Zero the previous-token one-hot of (B, T, D) inputs at random steps (rate per step): the
+    decoder must then lean on its conditioning (z / bar embedding) instead of the previous token,
+    the remedy of Bowman et al. (2016) against decoders that ignore z."""
+    if rate <= 0:
+        return inputs
+    keep = torch.rand(inputs.shape[:2], generator=generator) >= rate
+    return inputs * keep.to(inputs.device, inputs.dtype)[..., None]
 
 
 def sample_mask(n: int, steps: int, probability: float, generator: torch.Generator | None) -> torch.Tensor | None:
@@ -162,20 +172,45 @@ class LstmCoreDecoder(nn.Module):
         return self.output_projection(out), c, h
 
     def teacher_forced(self, inputs: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, method: str = "two_pass") -> torch.Tensor:
         """inputs (N, T, out) already shifted, cond (N, cond) -> logits (N, T, out).
 
         `mask` (CPU bool (N, T)) marks the steps whose input is replaced by a sample from the
-        model's own previous output (scheduled sampling). The sequence is cut at every step where
-        some row samples; the stretches in between run through the fused LSTM.
+        model's own output distribution (scheduled sampling), by `method`:
+        - "two_pass" (training default): pass 1 runs the fused LSTM teacher-forced over the whole
+          sequence without gradients and draws a token from its output at every step; at the masked
+          steps that token replaces the true previous token, and pass 2 runs the fused LSTM over the
+          mixed inputs with gradients. Each sampled token is drawn given the TRUE prefix (pass 1),
+          not given the model's earlier samples, so at p > 0 this is an approximation of scheduled
+          sampling (docs/training.md); it costs two fused passes instead of a Python loop.
+        - "stepwise" (reference, Magenta's helper): the sequence is cut at every step where some row
+          samples and the sample is drawn from the output of the mixed prefix.
+        Without a mask both are the plain fused teacher-forced pass.
         """
+        if mask is None or not bool(mask.any()):
+            return self._fused(inputs, cond)
+        if method == "two_pass":
+            with torch.no_grad():
+                logits = self._fused(inputs, cond)
+                drawn = choose(logits[:, :-1].reshape(-1, self.out_size), self.num_classes, 1.0, generator)
+                sampled = torch.cat([inputs[:, :1], drawn.reshape(inputs.shape[0], -1, self.out_size)], dim=1)
+            mixed = torch.where(mask.to(inputs.device)[..., None], sampled, inputs)
+            return self._fused(mixed, cond)
+        if method != "stepwise":
+            raise ValueError(f"unknown scheduled sampling method {method!r}")
+        return self._stepwise_sampled(inputs, cond, mask, generator)
+
+    def _fused(self, inputs: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        c, h = self.init_state(cond)
+        cond_seq = cond[:, None, :].expand(inputs.shape[0], inputs.shape[1], self.cond_size)
+        out, _, _ = self.lstm(torch.cat([inputs, cond_seq], dim=-1), c, h)
+        return self.output_projection(out)
+
+    def _stepwise_sampled(self, inputs, cond, mask, generator) -> torch.Tensor:
         n, t_len, _ = inputs.shape
         c, h = self.init_state(cond)
         cond_seq = cond[:, None, :].expand(n, t_len, self.cond_size)
-        cut = [] if mask is None else torch.nonzero(mask.any(0)).flatten().tolist()
-        if not cut:
-            out, _, _ = self.lstm(torch.cat([inputs, cond_seq], dim=-1), c, h)
-            return self.output_projection(out)
+        cut = torch.nonzero(mask.any(0)).flatten().tolist()
         outs, pos, first = [], 0, inputs[:, 0]
         for t in cut + [t_len]:
             seg = torch.cat([first[:, None], inputs[:, pos + 1:t]], dim=1)
@@ -189,8 +224,18 @@ class LstmCoreDecoder(nn.Module):
         return self.output_projection(torch.cat(outs, dim=1))
 
 
-class _DecoderBase(nn.Module):
+class DecoderBase(nn.Module):
+    """Training options (set by the trainer, not part of the weights): `sampling_method` for
+    scheduled sampling ("two_pass" | "stepwise", see LstmCoreDecoder.teacher_forced) and
+    `input_dropout`, the word-dropout rate on the previous-token input while training."""
+
     hierarchical = False
+    sampling_method = "two_pass"
+    input_dropout = 0.0
+
+    def training_inputs(self, targets: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        inputs = shift_right(targets)
+        return word_dropout(inputs, self.input_dropout, generator) if self.training else inputs
     num_classes: list[int]
     num_steps: int
 
@@ -200,7 +245,7 @@ class _DecoderBase(nn.Module):
         return _free_decode(self, z, temperature, generator)
 
 
-class FlatDecoder(_DecoderBase):
+class FlatDecoder(DecoderBase):
     """One LSTM over the whole sequence, conditioned on z (multi-out: all tracks' logits side by side)."""
 
     hierarchical = False
@@ -221,8 +266,9 @@ class FlatDecoder(_DecoderBase):
     def forward(self, z: torch.Tensor, targets: torch.Tensor, sampling_probability: float = 0.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Training: targets one-hot (B, steps, input_size) -> logits (B, steps, input_size)."""
+        inputs = self.training_inputs(targets, generator)
         mask = sample_mask(z.shape[0], self.num_steps, sampling_probability, generator)
-        return self.core.teacher_forced(shift_right(targets), z, mask, generator)
+        return self.core.teacher_forced(inputs, z, mask, generator, self.sampling_method)
 
     def teacher_forced_stepwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The teacher-forced logits computed only through init_state/step (reference path)."""
@@ -254,7 +300,7 @@ class SplitCores:
         return torch.cat(logits, dim=-1), torch.cat(cs, dim=0), torch.cat(hs, dim=0)
 
 
-class HierarchicalDecoder(SplitCores, _DecoderBase):
+class HierarchicalDecoder(SplitCores, DecoderBase):
     """Conductor LSTM (z -> one embedding per bar) + core decoder(s) per bar.
 
     `split_tracks=True` (trio): one core decoder per track (lead, bass, drums), each over its own
@@ -294,11 +340,11 @@ class HierarchicalDecoder(SplitCores, _DecoderBase):
         """All bars in parallel: (B, steps, input) targets -> logits (B, steps, input)."""
         b = z.shape[0]
         emb = self.conductor(z).reshape(b * self.bars, self.emb_size)
-        inputs = shift_right(targets).reshape(b * self.bars, self.steps_per_bar, self.input_size)
+        inputs = self.training_inputs(targets, generator).reshape(b * self.bars, self.steps_per_bar, self.input_size)
         logits = []
         for core, (a, e) in zip(self.cores, self._core_slices):
             mask = sample_mask(b * self.bars, self.steps_per_bar, sampling_probability, generator)
-            logits.append(core.teacher_forced(inputs[..., a:e], emb, mask, generator))
+            logits.append(core.teacher_forced(inputs[..., a:e], emb, mask, generator, self.sampling_method))
         return torch.cat(logits, dim=-1).reshape(b, self.num_steps, self.input_size)
 
     def teacher_forced_stepwise(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -195,18 +195,14 @@ def with_section(card: str, section: str) -> str:
 def refresh_package_card(run_dir, package_dir) -> Path:
     """Copy RUN/MODEL_CARD.md into an exported package (keeping its accompaniment section) and update
     the card's sha256 in model.json, without re-exporting the graphs."""
-    from bridge.engine import sha256_file
+    from bridge.runtime.package import parse_manifest, update_manifest
     run_dir, package_dir = Path(run_dir), Path(package_dir)
-    manifest = package_dir / "model.json"
-    info = json.loads(manifest.read_text())
+    parse_manifest(package_dir)          # a package, before the card is touched
     card = package_dir / "MODEL_CARD.md"
     text = (run_dir / "MODEL_CARD.md").read_text()
     kept = card_section(card.read_text(), SURROGATE_HEADING) if card.is_file() else None
     card.write_text(with_section(text, kept) if kept else text)
-    info["files"][card.name] = sha256_file(card)
-    tmp = manifest.with_name("model.json.tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    tmp.replace(manifest)
+    update_manifest(package_dir, files=[card.name])
     return card
 
 

@@ -4,7 +4,7 @@ Method ("Generating Musical Accompaniment in Latent Space"): the trio model's en
 trio (lead, bass, drums) to a posterior N(mu, sigma). A second encoder of the same BiLSTM family
 (hierarchical for 16 bars) sees only the lead track and learns to predict that latent. For a new
 melody: predict z, decode a full trio with the trio decoder, and put the original melody back in
-place of the decoded lead (bridge/accompany.py does that at runtime).
+place of the decoded lead (bridge/runtime/accompany.py does that at runtime).
 
     python -m export_onnx train-surrogate --trio runs/trio_16bar --data data/trio_16bar \
         --out runs/trio_accomp [--loss mse|nll] [--max-steps N] [--package bridge/models/trio_16bar]
@@ -52,14 +52,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bridge.runtime.package import OPTIONAL_GRAPH_IO, SURROGATE_ROLE, parse_manifest, record_files, write_manifest
+
 from .configs import ModelConfig, ModelSize
 from .model import BidirectionalLstmEncoder, HierarchicalEncoder, MusicVAE, load_checkpoint, one_hot
 from .model_card import SURROGATE_HEADING as CARD_HEADING, fmt, with_section
 
 CHECKPOINT = "surrogate.pt"
 FORMAT = "latent-bridge-surrogate"
-ROLE = "surrogate_encoder"
-GRAPH_FILE = "surrogate_encoder.onnx"
+ROLE = SURROGATE_ROLE
+GRAPH_FILE = f"{ROLE}.onnx"
 OPSET = 17
 TOLERANCE = 1e-4
 LOSSES = ("mse", "nll")
@@ -385,30 +387,23 @@ def export_surrogate_graph(surrogate: SurrogateEncoder, path, verify: bool = Tru
     `weights="fp16"` (the package's storage) rounds the weights to float16 and stores them so."""
     import onnx
     import onnxruntime as ort
-    from .export import _to_fp16_storage, round_weights_fp16
+    from .export import round_weights_fp16, set_io_shapes, to_fp16_storage
     path = Path(path)
     surrogate = surrogate.cpu().eval()
     if weights == "fp16":
         round_weights_fp16(surrogate)
-    inputs = {"inputs": ["B", surrogate.num_steps, surrogate.input_size]}
-    outputs = {"mu": ["B", surrogate.z_size], "sigma": ["B", surrogate.z_size]}
+    (in_name,), out_names = OPTIONAL_GRAPH_IO[ROLE]
+    inputs = {in_name: ["B", surrogate.num_steps, surrogate.input_size]}
+    outputs = {name: ["B", surrogate.z_size] for name in out_names}
     example = torch.from_numpy(_example(surrogate, 2, np.random.default_rng(0)))
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Graph(surrogate), (example,), str(path), input_names=["inputs"],
-                          output_names=["mu", "sigma"], dynamic_axes={k: {0: "B"} for k in ("inputs", "mu", "sigma")},
+        torch.onnx.export(_Graph(surrogate), (example,), str(path), input_names=list(inputs),
+                          output_names=list(outputs), dynamic_axes={k: {0: "B"} for k in (*inputs, *outputs)},
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    m = onnx.load(str(path))
-    for values, shapes in ((m.graph.input, inputs), (m.graph.output, outputs)):
-        for v in values:
-            for d, want in zip(v.type.tensor_type.shape.dim, shapes[v.name]):
-                if isinstance(want, str):
-                    d.dim_param = want
-                else:
-                    d.dim_value = want
-    onnx.save(m, str(path))
+    set_io_shapes(path, inputs, outputs)
     if weights == "fp16":
-        _to_fp16_storage(path)
+        to_fp16_storage(path)
     onnx.checker.check_model(str(path), full_check=True)
     entry = {"file": path.name, "inputs": inputs, "outputs": outputs, "track": surrogate.track, "weights": weights}
     if verify:
@@ -455,10 +450,8 @@ def _check_same_trio(surrogate_info: dict, trio_run, package_dir: Path, info: di
 def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bool = True) -> dict:
     """Add the surrogate of `run_dir` (or a surrogate.pt) to the trio package at package_dir as
     `surrogate_encoder.onnx`; updates model.json (graphs, files, sha256, `surrogate`). Returns model.json."""
-    from .export import sha256_file
     package_dir = Path(package_dir)
-    manifest = package_dir / "model.json"
-    info = json.loads(manifest.read_text())
+    info = parse_manifest(package_dir)
     surrogate, sinfo = load_surrogate(run_dir)
     if info.get("kind") != "trio":
         raise ValueError(f"{package_dir}: a {info.get('kind')} package; the surrogate belongs in a trio package")
@@ -484,7 +477,7 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     info["graphs"][ROLE] = entry
-    info["files"][GRAPH_FILE] = sha256_file(package_dir / GRAPH_FILE)
+    record_files(info, package_dir, [GRAPH_FILE])
     held = sinfo.get("metrics") or {}
     info["surrogate"] = {
         "track": surrogate.track, "loss": sinfo.get("loss"), "init": sinfo.get("init"),
@@ -495,10 +488,8 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
     card = package_dir / "MODEL_CARD.md"
     if card.is_file():
         card.write_text(surrogate_card_section(card.read_text(), info["surrogate"], sinfo))
-        info["files"][card.name] = sha256_file(card)
-    tmp_manifest = manifest.with_name("model.json.tmp")
-    tmp_manifest.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp_manifest, manifest)
+        record_files(info, package_dir, [card.name])
+    write_manifest(package_dir, info)
     return info
 
 
@@ -604,7 +595,7 @@ def tiny_accompany_package(tiny_trio_package, out_dir, seed: int = 0) -> Path:
 
 def _tiny_accompany_package(src: Path, out_dir: Path, seed: int) -> Path:
     from .tiny import tiny_model
-    info = json.loads((src / "model.json").read_text())
+    info = parse_manifest(src)
     pkg = out_dir / src.name
     shutil.copytree(src, pkg)
     trio = tiny_model(info["config"], seed=int((info.get("training") or {}).get("seed", 0)))

@@ -50,7 +50,38 @@ def learning_rate_at(step: int, recipe: TrainRecipe) -> float:
     return (recipe.learning_rate - recipe.min_learning_rate) * recipe.decay_rate ** step + recipe.min_learning_rate
 
 
-def beta_at(step: int, recipe: TrainRecipe) -> float:
+class RunPlan:
+    """How far through its planned length a run is, for the run-sized schedules (recipe.schedule
+    "run"): progress = max(steps done / planned steps, training seconds / planned seconds), in [0, 1].
+    The plan is fixed when a run starts and kept in its checkpoints, so a resumed run continues the
+    same schedule."""
+
+    def __init__(self, steps: int | None = None, minutes: float | None = None):
+        self.steps, self.minutes = steps, minutes
+
+    def progress(self, step: int, wall: float) -> float:
+        if not self.steps and not self.minutes:
+            return 1.0   # nothing planned: the schedules' end values
+        p = 0.0
+        if self.steps:
+            p = max(p, step / self.steps)
+        if self.minutes:
+            p = max(p, wall / (60.0 * self.minutes))
+        return min(1.0, p)
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "minutes": self.minutes}
+
+
+def _ramp(progress: float, until: float) -> float:
+    return 1.0 if until <= 0 else min(1.0, progress / until)
+
+
+def beta_at(step: int, recipe: TrainRecipe, progress: float | None = None) -> float:
+    """KL weight: the paper's (1 - rate^step) * max_beta, or linear to max_beta by recipe.beta_warmup
+    of the run (`progress` in [0, 1]) for schedule "run"."""
+    if recipe.schedule == "run" and progress is not None:
+        return recipe.max_beta * _ramp(progress, recipe.beta_warmup)
     return (1.0 - recipe.beta_rate ** step) * recipe.max_beta
 
 
@@ -67,7 +98,13 @@ def teacher_forcing_probability(step: int, recipe: TrainRecipe) -> float:
     return k / (k + math.exp(x))
 
 
-def sampling_probability(step: int, recipe: TrainRecipe) -> float:
+def sampling_probability(step: int, recipe: TrainRecipe, progress: float | None = None) -> float:
+    """Scheduled sampling probability: the paper's inverse sigmoid, or (schedule "run") linear to
+    recipe.final_sampling_probability by recipe.sampling_ramp of the run; 0 when sampling is off."""
+    if recipe.sampling_schedule in ("", "constant", "none"):
+        return 0.0
+    if recipe.schedule == "run" and progress is not None:
+        return recipe.final_sampling_probability * _ramp(progress, recipe.sampling_ramp)
     return 1.0 - teacher_forcing_probability(step, recipe)
 
 
@@ -214,8 +251,14 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
           device: str | None = None, val_examples: int = 2048, log_every: int = 50,
           validate_every: int | None = None, checkpoint_every: int | None = None,
           model_size=None, recipe_changes: dict | None = None, progress: bool = True,
-          max_minutes: float | None = None) -> dict:
-    """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones)."""
+          max_minutes: float | None = None, init_from=None, plan_steps: int | None = None,
+          plan_minutes: float | None = None) -> dict:
+    """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones).
+
+    `init_from` (a model package directory) starts a new run from the package's weights (its size
+    replaces `size`); the package's training history is carried on in the checkpoints.
+    `plan_steps` / `plan_minutes` size the run-sized schedules when the run is done in chunks
+    (default: max_steps / max_minutes); a resumed run keeps the plan of its checkpoint."""
     world, rank, local_rank = _dist_info()
     torch.set_num_threads(threads or default_threads())
     if device is None:
@@ -253,9 +296,24 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
                          f"({config.num_steps} steps, {len(config.tracks)} tracks)")
 
     torch.manual_seed(seed)
-    size_name, size_obj = ("custom", model_size) if model_size is not None else resolve_size(config, size)
-    model = MusicVAE(config, size_obj).to(device)
-    model.size_name = size_name
+    history: list[dict] = []
+    if init_from is not None:
+        from .from_package import read_package_model, training_history
+        model, manifest = read_package_model(init_from)
+        if manifest["config"] != config.name:
+            raise ValueError(f"{init_from} is a {manifest['config']} package, not {config.name}")
+        size_name, size_obj = model.size_name, model.size
+        prior = (manifest.get("training") or {}).get("history")
+        history = list(prior) if prior else [{"run": (manifest.get("training") or {}).get("run", "shipped"),
+                                              **training_history(manifest)}]
+        model = model.to(device)
+    else:
+        size_name, size_obj = ("custom", model_size) if model_size is not None else resolve_size(config, size)
+        model = MusicVAE(config, size_obj).to(device)
+        model.size_name = size_name
+    model.decoder.sampling_method = recipe.sampling_method
+    model.decoder.input_dropout = recipe.input_dropout
+    plan = RunPlan(plan_steps or max_steps, plan_minutes or max_minutes)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size)
     step, best, wall = 0, float("inf"), 0.0
@@ -267,6 +325,9 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             raise ValueError(f"{latest} is a {ck['config']} run, not {config.name}")
         model.load_state_dict(ck["model"])
         step, best, wall = ck["step"], ck["best"], ck.get("wall_time", 0.0)
+        history = ck.get("history_before", history)
+        if ck.get("plan"):
+            plan = RunPlan(**ck["plan"])
         if ck.get("optimizer") is not None:
             optimizer.load_state_dict(ck["optimizer"])
         if ck.get("rng") is not None:
@@ -284,7 +345,10 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
         atomic_save({
             "format": "latent-bridge-checkpoint", "config": config.name, "size_name": size_name,
             "size": asdict(size_obj), "recipe": asdict(recipe), "step": step, "best": best,
-            "wall_time": wall, "seed": seed, "model": model.state_dict(),
+            "wall_time": wall, "seed": seed, "model": model.state_dict(), "plan": plan.to_dict(),
+            "init_from": None if init_from is None else str(init_from), "history_before": history,
+            "history": history + [{"run": out_dir.name, "steps": step, "examples": step * recipe.batch_size,
+                                   "wall_time": wall}],
             "optimizer": optimizer.state_dict(),
             "rng": {"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state(),
                     "aug": aug_rng.bit_generator.state, "stream": stream.state(),
@@ -335,9 +399,11 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
         lr = learning_rate_at(step, recipe)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        beta, p_sample = beta_at(step, recipe), sampling_probability(step, recipe)
-        logits, mu, sigma = net(tokens, p_sample, gen)
-        L = batch_losses(model, logits, mu, sigma, tokens)
+        run_progress = plan.progress(step, wall)
+        beta, p_sample = beta_at(step, recipe, run_progress), sampling_probability(step, recipe, run_progress)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
+            logits, mu, sigma = net(tokens, p_sample, gen)
+        L = batch_losses(model, logits.float(), mu.float(), sigma.float(), tokens)
         loss = vae_loss(L["r_loss"], L["kl"], beta, recipe.free_bits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -360,7 +426,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             now = time.time()
             entry = {"step": step, "split": "train", "loss": m[0], "r_loss": m[1], "kl_bits": m[2] / math.log(2),
                      "grad_norm": m[3], "acc": (acc_sums[1] / n_log).tolist(), "lr": lr, "beta": beta,
-                     "p_sample": p_sample, "epoch": stream.epoch, "steps_per_sec": n_log / max(now - t_log, 1e-9),
+                     "p_sample": p_sample, "progress": run_progress, "epoch": stream.epoch, "steps_per_sec": n_log / max(now - t_log, 1e-9),
                      "wall_time": wall}
             log(entry)
             if bar is not None:
@@ -369,7 +435,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
         if val_tokens is not None and len(val_tokens) and (step % validate_every == 0 or step == max_steps):
             if is_main:
                 last_val = validate(model, val_tokens, recipe, device, max(local_batch, 64))
-                log({"step": step, "split": "validation", **last_val})
+                log({"step": step, "split": "validation", "free_bits": recipe.free_bits, **last_val})
                 if last_val["r_loss"] < best:
                     best = last_val["r_loss"]
                     checkpoint(out_dir / "best.pt")
@@ -396,6 +462,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-steps", type=int, default=50_000)
     p.add_argument("--batch-size", type=int, default=None, help="global batch (default: the recipe's)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/latest.pt")
+    p.add_argument("--init-from", default=None, metavar="PACKAGE",
+                   help="start from a model package's weights (e.g. bridge/models/mel_2bar): a new run "
+                        "whose schedules start over, with the package's training history carried on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores), 1 on a busy machine)")
     p.add_argument("--device", default=None, help="cpu | cuda[:i] (default: cuda when available)")
@@ -405,6 +474,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much wall time (checkpoint written), e.g. inside a GPU lease")
+    p.add_argument("--plan-steps", type=int, default=None,
+                   help="size the run-sized schedules for this many steps (a run done in chunks)")
+    p.add_argument("--plan-minutes", type=float, default=None,
+                   help="size the run-sized schedules for this many minutes of training")
     p.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
                    help="override a TrainRecipe field for this run (recorded in the checkpoint), e.g. sampling_rate=500")
     p.set_defaults(func=main)
@@ -449,7 +522,8 @@ def main(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, resume=args.resume, seed=args.seed, threads=args.threads,
                     device=args.device, val_examples=args.val_examples, log_every=args.log_every,
                     validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
-                    max_minutes=args.max_minutes, recipe_changes=parse_recipe_changes(args.recipe))
+                    max_minutes=args.max_minutes, recipe_changes=parse_recipe_changes(args.recipe),
+                    init_from=args.init_from, plan_steps=args.plan_steps, plan_minutes=args.plan_minutes)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items()}, default=str))
     return 0

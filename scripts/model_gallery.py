@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import bridge
-from bridge.pianoroll import save_pianoroll_png
+from bridge.io.pianoroll import save_pianoroll_png
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIGS = ("mel_2bar", "drums_2bar", "mel_16bar", "trio_16bar")
 _SOURCES = ["export_onnx/model.py", "export_onnx/lstm.py", "export_onnx/export.py", "export_onnx/tiny.py",
-            "export_onnx/configs.py", "bridge/codecs.py"]
+            "export_onnx/configs.py", "bridge/core/codecs.py", "bridge/runtime/package.py"]
 
 
 def _cache_key() -> str:

@@ -1,4 +1,4 @@
-"""Latent directions: attribute functions (bridge.attributes), the directions computation and CLI
+"""Latent directions: attribute functions (bridge.core.attributes), the directions computation and CLI
 (export_onnx.directions), and that moving along note_density really adds notes: on a model trained
 briefly here (random weights do not encode anything) and on every shipped model that has it."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from bridge import attributes as attrs
-from bridge.codecs import DRUM_CLASSES
+from bridge.core import attributes as attrs
+from bridge.core.codecs import DRUM_CLASSES
 from export_onnx import directions as D
 from export_onnx.configs import MEL_MIN_PITCH, ModelSize, get_config
 
@@ -186,18 +186,18 @@ def _note_density_effect(model, base_z: np.ndarray) -> tuple[float, float, float
 def _models_with_note_density(trained_package) -> list:
     """The package exported here plus every shipped package (bridge/models/*) with note_density."""
     import bridge
-    from bridge import engine
+    from bridge.runtime import engine, package
     shipped = Path(bridge.__file__).parent / "models"
     found = [trained_package]
     if shipped.is_dir():
-        found += [Path(m["path"]) for m in engine.list_models(shipped)
+        found += [Path(m["path"]) for m in package.list_models(shipped)
                   if "note_density" in m.get("attributes", [])]
     return found
 
 
 def test_note_density_adds_notes_in_the_exported_package_and_every_shipped_model(trained_run, directions_json,
                                                                                    tmp_path):
-    from bridge import engine
+    from bridge.runtime import engine, package
     from export_onnx.export import export_run
     run, data = trained_run
     export_run(run, tmp_path / "pkg", name="mel_dir_test")

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from bridge.engine import load_model, sha256_file  # noqa: E402
+from bridge.runtime.engine import load_model  # noqa: E402
+from bridge.runtime.package import sha256_file  # noqa: E402
 from export_onnx import export, tiny  # noqa: E402
 from export_onnx.configs import ModelSize  # noqa: E402
 

@@ -27,7 +27,7 @@ from magenta_js_fixtures import (Arch, converter_depths, magenta_js_available, m
                                  random_tokens, random_weights, run_magenta_js)
 
 import bridge  # noqa: E402
-from bridge.notes import Note  # noqa: E402
+from bridge.core.notes import Note  # noqa: E402
 from export_onnx import magenta_import as mi  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

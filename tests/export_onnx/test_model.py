@@ -7,7 +7,7 @@ import torch
 
 from export_onnx.configs import CONFIGS, ModelSize
 from export_onnx.model import (LN2, MusicVAE, argmax_tokens, choose, kl_divergence, one_hot,
-                               reconstruction_loss, sample_mask, shift_right, vae_loss)
+                               reconstruction_loss, sample_mask, shift_right, vae_loss, word_dropout)
 
 TINY = ModelSize(enc_units=12, dec_units=10, dec_layers=2, z_size=6, cond_units=8, cond_layers=2,
                  emb_size=8, bar_enc_units=7)
@@ -149,7 +149,7 @@ def test_scheduled_sampling_matches_stepwise_reference(p):
     with torch.no_grad():
         ref, mask = _reference_scheduled_sampling(core, inputs, cond, p, seed=7)
         g = torch.Generator().manual_seed(7)
-        got = core.teacher_forced(inputs, cond, sample_mask(4, 24, p, g), g)
+        got = core.teacher_forced(inputs, cond, sample_mask(4, 24, p, g), g, method="stepwise")
         teacher = core.teacher_forced(inputs, cond)
     torch.testing.assert_close(got, ref, atol=2e-5, rtol=1e-4)
     if p == 0.0:
@@ -160,6 +160,57 @@ def test_scheduled_sampling_matches_stepwise_reference(p):
         if p == 1.0:
             assert mask[:, 1:].all()
         assert not torch.allclose(got, teacher)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.4, 1.0])
+def test_two_pass_scheduled_sampling(p):
+    """Two-pass: pass 1 teacher forced without gradients, a token drawn from its output at every
+    step, mixed into the inputs at the masked steps, pass 2 teacher forced on the mix. At p = 0 it is
+    exactly the stepwise path (and plain teacher forcing); at p > 0 it equals that recipe computed by
+    hand and differs from teacher forcing; gradients reach the weights through pass 2."""
+    m = _model("trio_16bar_flat", 3)
+    core = m.decoder.core
+    tok = _tokens(m, 4, 3)[:, :24]
+    inputs = shift_right(m.one_hot(tok))
+    cond = torch.randn(4, TINY.z_size, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(7)
+        mask = sample_mask(4, 24, p, g)
+        got = core.teacher_forced(inputs, cond, mask, g, method="two_pass")
+        g2 = torch.Generator().manual_seed(7)
+        mask2 = sample_mask(4, 24, p, g2)
+        stepwise = core.teacher_forced(inputs, cond, mask2, g2, method="stepwise")
+        teacher = core.teacher_forced(inputs, cond)
+    if p == 0.0:
+        assert mask is None
+        assert torch.equal(got.detach(), stepwise) and torch.equal(got.detach(), teacher)
+        return
+    with torch.no_grad():   # the same recipe by hand, with the same random draws
+        g3 = torch.Generator().manual_seed(7)
+        mask3 = sample_mask(4, 24, p, g3)
+        drawn = choose(teacher[:, :-1].reshape(-1, core.out_size), core.num_classes, 1.0, g3).reshape(4, 23, -1)
+        mixed = inputs.clone()
+        mixed[:, 1:][mask3[:, 1:]] = drawn[mask3[:, 1:]]
+        by_hand = core.teacher_forced(mixed, cond)
+    torch.testing.assert_close(got.detach(), by_hand)
+    assert not torch.allclose(got.detach(), teacher)
+    g4 = torch.Generator().manual_seed(7)
+    with_grad = core.teacher_forced(inputs, cond, sample_mask(4, 24, p, g4), g4, method="two_pass")
+    torch.testing.assert_close(with_grad.detach(), got)
+    with_grad.sum().backward()
+    assert core.lstm.cells[0].kernel.grad is not None and core.lstm.cells[0].kernel.grad.abs().sum() > 0
+
+
+def test_word_dropout_zeroes_whole_previous_tokens():
+    m = _model("mel_2bar", 1)
+    tok = _tokens(m, 8, 1)
+    x = shift_right(m.one_hot(tok))
+    out = word_dropout(x, 0.5, torch.Generator().manual_seed(0))
+    per_step = out.sum(-1)
+    assert set(per_step.unique().tolist()) <= {0.0, 1.0}
+    dropped = (x.sum(-1) == 1) & (per_step == 0)
+    assert 0.3 < dropped.float().mean() / (x.sum(-1) == 1).float().mean() < 0.7
+    assert torch.equal(word_dropout(x, 0.0, None), x)
 
 
 def test_hierarchical_scheduled_sampling_keeps_bar_starts_teacher_forced():

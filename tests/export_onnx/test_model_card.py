@@ -50,7 +50,7 @@ def test_sampled_metrics_say_so(tmp_path):
 
 
 def test_refresh_in_a_package_keeps_the_accompaniment_section(tmp_path):
-    from bridge.engine import sha256_file
+    from bridge.runtime.package import sha256_file
     from export_onnx.model_card import SURROGATE_HEADING, refresh_package_card
     run, data = _run_dir(tmp_path, 0.75)
     write_model_card(run, data, notes="- new note")

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from bridge import engine
+from bridge.runtime import engine, package
 from export_onnx import surrogate as S
 from export_onnx.__main__ import main as cli_main
 from export_onnx.tiny import TINY, tiny_model
@@ -150,7 +150,7 @@ def test_export_parity_and_package(trio, tmp_path, tiny_models_dir):
     S.save_surrogate(sur, run / S.CHECKPOINT, step=5, loss="nll", init="trio", trio_run=str(trio_ckpt), trio_step=0)
     info = S.add_surrogate_to_package(run, pkg)
     assert info["graphs"]["surrogate_encoder"]["file"] == "surrogate_encoder.onnx"
-    assert info["files"]["surrogate_encoder.onnx"] == engine.sha256_file(pkg / "surrogate_encoder.onnx")
+    assert info["files"]["surrogate_encoder.onnx"] == package.sha256_file(pkg / "surrogate_encoder.onnx")
     assert info["surrogate"]["loss"] == "nll" and info["surrogate"]["trio_encoder_max_abs_diff"] < 1e-4
     model = engine.load_model(pkg)            # verifies every listed file's sha256
     assert "surrogate_encoder" in model.info["graphs"]

@@ -9,7 +9,7 @@ import torch
 from export_onnx.configs import CONFIGS, ModelSize, TrainRecipe
 from export_onnx.evaluate import evaluate_run
 from export_onnx.model import load_checkpoint
-from export_onnx.train import (BatchStream, beta_at, learning_rate_at, parse_recipe_changes,
+from export_onnx.train import (BatchStream, RunPlan, beta_at, learning_rate_at, parse_recipe_changes,
                                sampling_probability, slim_checkpoint, teacher_forcing_probability, train)
 
 TINY_FLAT = ModelSize(enc_units=32, dec_units=64, dec_layers=1, z_size=16)
@@ -47,6 +47,27 @@ def test_schedules_at_known_steps():
     assert teacher_forcing_probability(10**9, r) == 0.0
     off = TrainRecipe(sampling_schedule="constant")
     assert sampling_probability(5000, off) == 0.0
+    assert sampling_probability(5000, off, progress=0.9) == 0.0
+
+
+def test_run_sized_schedules():
+    """schedule "run": beta linear to max_beta by beta_warmup of the run, sampling probability linear
+    to final_sampling_probability by sampling_ramp; the plan's progress is steps or minutes, the larger."""
+    r = TrainRecipe(schedule="run", max_beta=0.2, beta_warmup=0.4, final_sampling_probability=0.5,
+                    sampling_ramp=0.7)
+    assert beta_at(0, r, 0.0) == 0.0
+    assert beta_at(123, r, 0.2) == pytest.approx(0.1)
+    assert beta_at(123, r, 0.4) == pytest.approx(0.2) == beta_at(5, r, 1.0)
+    assert sampling_probability(1, r, 0.35) == pytest.approx(0.25)
+    assert sampling_probability(1, r, 0.7) == pytest.approx(0.5) == sampling_probability(1, r, 1.0)
+    plan = RunPlan(steps=1000, minutes=10)
+    assert plan.progress(100, 0.0) == pytest.approx(0.1)
+    assert plan.progress(100, 300.0) == pytest.approx(0.5)
+    assert plan.progress(5000, 0.0) == 1.0
+    assert RunPlan().progress(3, 3.0) == 1.0
+    # the paper's per-step rates still apply without a plan
+    p = TrainRecipe(schedule="paper", max_beta=0.2, beta_rate=0.99999)
+    assert beta_at(100_000, p, 0.5) == pytest.approx((1 - 0.99999 ** 100_000) * 0.2)
 
 
 def test_batch_stream_covers_each_epoch_once():
@@ -81,10 +102,12 @@ def test_resume_is_exact(tmp_path):
     rng = np.random.default_rng(1)
     data = _write(tmp_path / "data", {"train": _melodies(rng, 20), "validation": _melodies(rng, 6)})
     size = ModelSize(enc_units=8, dec_units=8, dec_layers=2, z_size=4)
-    # scheduled sampling, augmentation, z noise and a data order crossing epochs are all exercised
-    recipe = dict(sampling_rate=2.0, free_bits=1.0, beta_rate=0.9, max_beta=0.5)
+    # scheduled sampling (two-pass, run-sized), word dropout, augmentation, z noise and a data order
+    # crossing epochs are all exercised; the split run is planned for the same 8 steps
+    recipe = dict(final_sampling_probability=0.8, sampling_ramp=0.5, free_bits=1.0, beta_warmup=0.5,
+                  max_beta=0.5, input_dropout=0.2)
     kw = dict(model_size=size, batch_size=8, seed=3, threads=1, recipe_changes=recipe, validate_every=3,
-              checkpoint_every=100, progress=False, log_every=2)
+              checkpoint_every=100, progress=False, log_every=2, plan_steps=8)
     train("mel_2bar", data, tmp_path / "straight", max_steps=8, **kw)
     train("mel_2bar", data, tmp_path / "split", max_steps=4, **kw)
     train("mel_2bar", data, tmp_path / "split", max_steps=8, resume=True, **kw)

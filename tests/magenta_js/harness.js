@@ -10,7 +10,7 @@
 //   "convert": [NoteSequenceLike, ...],      // optional: dataConverter.toTensor -> tokens
 //   "timing": {"reps": n, "z": [B][z], "a": ns, "b": ns, "interp_steps": 8}   // optional
 // }
-// Tokens follow bridge.codecs: melody 0 = no event, 1 = note-off, 2.. = pitches; drums = bitmask
+// Tokens follow bridge.core.codecs: melody 0 = no event, 1 = note-off, 2.. = pitches; drums = bitmask
 // of the 9 classes. A NoteSequenceLike is {"notes": [{pitch, start, end, isDrum, program}]} with
 // start/end in quantized steps.
 //

@@ -7,7 +7,7 @@ import time
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.client import BridgeClient
+from bridge.daemon.client import BridgeClient
 
 TERMINAL = ("/bridge/ok", "/bridge/done", "/bridge/error")
 

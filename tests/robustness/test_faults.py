@@ -12,8 +12,8 @@ import onnxruntime
 import pytest
 from onnx import helper, numpy_helper
 
-from bridge.client import BridgeError, spawn_server
-from bridge.engine import sha256_file
+from bridge.daemon.client import BridgeError, spawn_server
+from bridge.runtime.package import sha256_file
 
 MEL = [[60, 0, 1, 100, 0], [64, 1, 1, 90, 0]]
 

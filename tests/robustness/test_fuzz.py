@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 
-from bridge.client import spawn_server
+from bridge.daemon.client import spawn_server
 
 from .helpers import Raw, osc, request, request_bytes
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.client import BridgeError, spawn_server
-from bridge.ops import Limits
+from bridge.daemon.client import BridgeError, spawn_server
+from bridge.daemon.registry import Limits
 
 from .helpers import Raw, request
 

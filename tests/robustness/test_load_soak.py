@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge import engine
-from bridge.client import spawn_server
-from bridge.notes import Note
+from bridge.runtime import engine
+from bridge.daemon.client import spawn_server
+from bridge.core.notes import Note
 
 from .helpers import rss_kib
 

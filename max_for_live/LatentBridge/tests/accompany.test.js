@@ -116,7 +116,7 @@ test("a clip recorded into a target slot while the daemon works is not overwritt
 });
 
 // END-TO-END: the same button against a real `python -m bridge serve` over loopback UDP, serving the
-// tiny trio package with a surrogate encoder (tests/bridge/test_accompany.py builds and caches it).
+// tiny trio package with a surrogate encoder (tests/bridge/runtime/test_accompany.py builds and caches it).
 const fs = require("fs");
 const path = require("path");
 const dgram = require("dgram");
@@ -127,7 +127,7 @@ const PY = path.join(ROOT, ".venv", "bin", "python");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function accompanyModels() {
-  const script = "import sys; sys.path[:0] = ['tests', 'tests/bridge']; " +
+  const script = "import sys; sys.path[:0] = ['tests', 'tests/bridge/runtime']; " +
     "from conftest import build_cached_tiny_models as b; from test_accompany import build_cached_accompany_models as a; " +
     "print(a(b(('mel_2bar', 'trio_16bar'))))";
   const out = execFileSync(PY, ["-c", script], { cwd: ROOT, encoding: "utf8", timeout: 600000, stdio: ["ignore", "pipe", "pipe"] });

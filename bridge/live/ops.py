@@ -1,0 +1,389 @@
+"""The live ops of the daemon: transport, morph, stop, knob, directions; and the MIDI side.
+
+Per client (OSC session) a `LiveClient` keeps the transport, the running morph and the knob values;
+it is kept in `session.state["live.client"]` and closed with the session. `HUB` is the daemon-wide
+live state: the MIDI side (`--midi-in/--midi-out/--midi-clock-in/--knobs`, bridge.live.midi) and the
+client it follows. Hardware knobs that move a latent no OSC client owns act through a
+`HardwareClient`, which implements the same `ClientSession` interface as an OSC session.
+
+The handlers are marked with bridge.daemon.registry.op; `python -m bridge serve` includes this module
+in its OpRegistry and calls `add_arguments` / `configure` for the MIDI options.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..core import latent
+from ..core.directions import direction_table, direction_vector, resolve
+from ..core.errors import BadRequest, BridgeError, LiveError, TooLarge
+from ..core.notes import BEATS_PER_BAR
+from ..daemon.protocol import DONE, SEQ
+from ..daemon.registry import encode_notes, notes_to_rows, on_shutdown, op
+from ..daemon.session import ClientSession
+from .clock import Clock, Transport
+from .knobs import KNOB_RANGE, KnobMap, LatestOnly, knob_value
+from .morph import DEFAULT_LOOKAHEAD_BARS, MODES, MorphJob
+
+log = logging.getLogger("bridge.live")
+
+STATE_KEY = "live.client"
+
+
+class LiveClient:
+    """Per-client live state: transport, the running morph, the knob values and the knob worker.
+
+    The position the knobs move from is the session's `latent[model]` (set by a morph step, or by
+    the core decode / encode ops); the knobs add offsets along the model's directions.
+    """
+
+    def __init__(self, send: Callable[[str, dict], None], clock: Callable[[], float] = time.monotonic):
+        self.send = send
+        self.transport = Transport(clock)
+        self.lock = threading.Lock()
+        self.morph: MorphJob | None = None
+        self.knobs: dict[str, dict[str, float]] = {}   # model name -> {direction name: knob value}
+        self.knob_worker: LatestOnly | None = None
+
+    def replace_morph(self, job: MorphJob | None) -> MorphJob | None:
+        with self.lock:
+            old, self.morph = self.morph, job
+        if old is not None:
+            old.cancel()
+        return old
+
+    def stop_morph(self, morph_id: int | None = None) -> MorphJob | None:
+        with self.lock:
+            if self.morph is None or (morph_id is not None and self.morph.id != morph_id):
+                return None
+            old, self.morph = self.morph, None
+        old.cancel()
+        return old
+
+    def close(self) -> None:
+        self.stop_morph()
+        if self.knob_worker is not None:
+            self.knob_worker.cancel_pending()
+
+
+class LiveHub:
+    """Daemon-wide live state: the MIDI side (if configured) and which client it follows."""
+
+    def __init__(self):
+        self.midi = None                 # bridge.live.midi.MidiLive
+        self.focus = None                # the session that sent the latest live op
+        self.hardware = None             # HardwareClient for knobs.toml when no OSC client leads
+        self.lock = threading.Lock()
+
+    def touch(self, session) -> None:
+        self.focus = session
+
+    def transport(self) -> Clock | None:
+        s = self.focus
+        if s is None:
+            return None
+        live = s.state.get(STATE_KEY)
+        return live.transport if live is not None else None
+
+    def pattern(self, session, notes, bar: int | None, length_beats: float) -> None:
+        """A live op pushed `notes` for `bar` to `session`: play it on MIDI out if it leads."""
+        if self.midi is not None and (session is self.focus or session is self.hardware):
+            self.midi.play(notes, bar, length_beats)
+
+
+HUB = LiveHub()
+
+
+def client(session) -> LiveClient:
+    """The LiveClient of a session (created on first use, cleaned up when the session closes)."""
+    live = session.state.get(STATE_KEY)
+    if live is None:
+        live = LiveClient(session.send)
+        session.state[STATE_KEY] = live
+        session.on_close(_close_session)
+    HUB.touch(session)
+    return live
+
+
+def _close_session(session) -> None:
+    live = session.state.pop(STATE_KEY, None)
+    if live is not None:
+        live.close()
+    if HUB.focus is session:
+        HUB.focus = None
+
+
+def _send_seq(session, request_id: int, model, notes, index: int, count: int, extra: dict,
+              done: bool = False) -> None:
+    """One sequence as /bridge/seq message(s) with `index` of `count` (and /bridge/done)."""
+    msgs = session.sequence_messages(request_id, model.name, int(model.info["bars"]), [notes_to_rows(notes)],
+                                     [dict(extra, index=index)])
+    for (r, _i, _c, text) in msgs:
+        session.send(SEQ, r, index, count, text)
+    if done:
+        session.send(DONE, request_id)
+
+
+# ---- transport and morph ------------------------------------------------------------------------
+
+@op("transport", serial=False)
+def op_transport(session, request):
+    """transport {tempo, beat, playing, numerator?, denominator?} -> the extrapolated position"""
+    live = client(session)
+    live.transport.update(request.fields)          # LiveError: bad_request
+    return live.transport.snapshot()
+
+
+def _endpoint(request, model, key: str) -> np.ndarray:
+    v = request.fields.get(key)
+    if isinstance(v, list) and v and not isinstance(v[0], list):
+        return request.z(model, key)                       # a latent vector
+    return encode_notes(model, [request.notes(model, key)])[0]
+
+
+@op("morph", serial=False)
+def op_morph(session, request):
+    """morph {model, a, b, steps?, bars_per_step?, mode?, ...} -> {morph: id, ...}, then each step
+    as /bridge/seq ahead of its bar, then /bridge/done (docs/osc-protocol.md)"""
+    live = client(session)
+    model = request.model()
+    steps = request.integer("steps", 8, 2, request.limits.max_steps, over=TooLarge)
+    bars_per_step = request.integer("bars_per_step", int(model.info["bars"]), 1, 64)
+    mode = request.string("mode", "once", MODES)
+    temperature = request.temperature(0.0)
+    seed = request.seed()
+    method = request.string("method", "slerp", ("slerp", "lerp"))
+    start_bar = request.integer("start_bar", None, 0)
+    lookahead = request.number("lookahead_bars", DEFAULT_LOOKAHEAD_BARS, 1.0, 16.0)
+    if not live.transport.known:
+        raise BadRequest("morph needs the song position: send 'transport' {tempo, beat, playing, numerator, "
+                         "denominator} first (several times per beat)")
+    za = _endpoint(request, model, "a")
+    zb = _endpoint(request, model, "b")
+    rid = request.id
+    bar_len = int(model.info["bars"]) * BEATS_PER_BAR
+    holder = {}
+
+    def decode(cancelled):
+        zs = latent.interpolate(za, zb, steps, method)
+        if cancelled.is_set():
+            return zs, []
+        seqs = model.decode(zs, temperature=temperature, seed=0 if seed is None else seed)
+        return zs, seqs
+
+    def on_step(slot, step, bar, notes, z):
+        job = holder["job"]
+        session.latent[model.name] = np.asarray(z, dtype=np.float32)
+        _send_seq(session, rid, model, notes, step, steps,
+                  {"morph": job.id, "step": step, "slot": slot, "bar": bar, "bars_per_step": bars_per_step})
+        HUB.pattern(session, notes, bar, min(bar_len, bars_per_step * BEATS_PER_BAR))
+
+    def on_done(reason):
+        if reason.startswith("error"):
+            session.fail(rid, holder["job"].error, "morph decode failed")
+        else:
+            session.send(DONE, rid)
+
+    job = MorphJob(live.transport, mode, bars_per_step, decode, on_step, on_done,
+                   start_bar=start_bar, lookahead_bars=lookahead)
+    holder["job"] = job
+    old = live.replace_morph(job)
+    job.start()
+    return {"morph": job.id, "steps": steps, "mode": mode, "bars_per_step": bars_per_step,
+            "replaced": None if old is None else old.id}
+
+
+@op("stop", serial=False)
+def op_stop(session, request):
+    """stop {"morph": id?}: cancel this client's morph (only that one if an id is given)."""
+    live = client(session)
+    morph_id = request.integer("morph", None, 0)
+    job = live.stop_morph(morph_id)
+    return {"stopped": None if job is None else job.id}
+
+
+def stop_live(session, morph_id: int | None = None) -> int | None:
+    """Cancel a session's morph (all of it, or only `morph_id`) without creating live state."""
+    live = session.state.get(STATE_KEY)
+    if live is None:
+        return None
+    job = live.stop_morph(morph_id)
+    return None if job is None else job.id
+
+
+# ---- knobs --------------------------------------------------------------------------------------
+
+class HardwareClient(ClientSession):
+    """The ClientSession of hardware knobs (knobs.toml) when they move a latent no OSC client owns:
+    it keeps a latent and live state like a session, and its replies go nowhere."""
+
+    def __init__(self):
+        self.latent: dict = {}
+        self.state: dict = {}
+        self.label = "midi"
+
+    def send(self, address: str, *args) -> bool:
+        return True
+
+    def on_close(self, fn) -> None:
+        pass
+
+    def sequence_messages(self, *args, **kwargs) -> list:
+        return []            # nothing is sent: skip encoding the replies
+
+
+def _live_of(session) -> LiveClient:
+    """The LiveClient of an OSC session (it becomes the one MIDI follows) or of a HardwareClient."""
+    if not isinstance(session, HardwareClient):
+        return client(session)
+    live = session.state.get(STATE_KEY)
+    if live is None:
+        live = LiveClient(session.send)
+        session.state[STATE_KEY] = live
+    return live
+
+
+def _knob_worker(session, live: LiveClient) -> LatestOnly:
+    if live.knob_worker is None:
+        def run(job):
+            model, rid, extra, temperature, seed = job
+            with live.lock:
+                base = session.latent.get(model.name)
+                knobs = dict(live.knobs.get(model.name, {}))
+            z = np.asarray(base, dtype=np.float64).copy()
+            for name, value in knobs.items():
+                z += KNOB_RANGE * value * direction_vector(model.info, name, model.z_size).astype(np.float64)
+            try:
+                notes = model.decode(z.astype(np.float32)[None], temperature=temperature, seed=seed)[0]
+            except Exception as e:  # noqa: BLE001
+                session.fail(rid, e, "knob decode failed")
+                return
+            clock = HUB.midi.clock() if (session is HUB.hardware and HUB.midi is not None) else live.transport
+            bar = clock.next_bar() if clock is not None and clock.known else None
+            _send_seq(session, rid, model, notes, 0, 1,
+                      dict(extra, bar=bar, knobs={k: round(v, 6) for k, v in knobs.items()}), done=True)
+            HUB.pattern(session, notes, bar, int(model.info["bars"]) * BEATS_PER_BAR)
+        live.knob_worker = LatestOnly(run, name="knob")
+    return live.knob_worker
+
+
+def move_knob(session: ClientSession, model, direction, value: float, request_id: int = 0,
+              temperature: float = 0.0, seed: int | None = 0) -> dict:
+    """Set a knob of `session` and queue a decode (coalesced: only the latest value is decoded).
+
+    Raises:
+        DirectionError: no such direction. ModelError: its vector does not fit the model.
+        LiveError: a value outside -1..1, or no latent of this model to move yet.
+    """
+    live = _live_of(session)
+    index, d = resolve(model.info, direction)
+    direction_vector(model.info, index, model.z_size)
+    value = knob_value(value)
+    if model.name not in session.latent:
+        raise LiveError(f"no live latent for model {model.name!r} yet: start a morph, or encode/decode "
+                        "a sequence first (the knobs move that position)")
+    with live.lock:
+        live.knobs.setdefault(model.name, {})[d["name"]] = value
+    extra = {"knob": {"direction": d["name"], "index": index, "value": value}}
+    _knob_worker(session, live).submit((model, request_id, extra, temperature, seed))
+    return {"direction": d["name"], "index": index, "value": value}
+
+
+@op("knob", serial=False)
+def op_knob(session, request):
+    """knob {model, direction, value, temperature?, seed?} -> {direction, index, value}, then the
+    moved pattern as /bridge/seq + /bridge/done (latest value wins)"""
+    model = request.model()
+    direction = request.fields.get("direction")
+    value = request.fields.get("value")
+    temperature = request.temperature(0.0)
+    seed = request.seed()
+    return move_knob(session, model, direction, value, request.id, temperature, 0 if seed is None else seed)
+
+
+@op("directions", serial=False)
+def op_directions(session, request):
+    """The model's latent directions (names, indices, measured effects) for building a knob UI."""
+    model = request.model()
+    out = []
+    for i, d in enumerate(direction_table(model.info)):
+        out.append({"index": i, "name": d["name"], "kind": d.get("kind", "attribute"),
+                    "effect": d.get("effect", {}).get("per_unit", d.get("effect", {}))})
+    return {"model": model.name, "knob_range": KNOB_RANGE, "directions": out}
+
+
+# ---- the MIDI side ------------------------------------------------------------------------------
+
+def _on_hardware_knob(server, binding, value: float) -> None:
+    model = server.models.get(binding.model)
+    if model is None:
+        log.warning("knobs.toml names model %r, which is not loaded", binding.model)
+        return
+    target = HUB.focus
+    if target is None or binding.model not in target.latent:
+        if HUB.hardware is None:
+            HUB.hardware = HardwareClient()
+        target = HUB.hardware
+        if binding.model not in target.latent:
+            seed = HUB.midi.knobs.seed if HUB.midi is not None and HUB.midi.knobs is not None else 0
+            target.latent[binding.model] = np.asarray(model.sample_z(1, seed)[0], dtype=np.float32)
+    try:
+        move_knob(target, model, binding.direction, value, 0)
+    except BridgeError as e:
+        log.warning("knob cc %d: %s", binding.cc, e)
+
+
+def setup_midi(server, midi_in: str | None = None, midi_out: str | None = None, clock_in: str | None = None,
+               knobs_path: str | None = None, api: str | None = None, record: bool = False):
+    """Open the MIDI side for the daemon (`--midi-in/--midi-out/--midi-clock-in/--knobs/--midi-api`).
+
+    Call once after the models are loaded; `close_midi()` at shutdown (a shutdown hook of the registry).
+
+    Raises:
+        LiveError: knobs.toml names models that are not loaded, or --knobs without --midi-in.
+    """
+    from .midi import MidiLive
+    knobs = KnobMap.load(knobs_path) if knobs_path else None
+    if knobs is not None:
+        missing = sorted({b.model for b in knobs.bindings} - set(server.models))
+        if missing:
+            raise LiveError(f"{knobs_path}: model(s) {missing} are not loaded (loaded: {sorted(server.models)})")
+        if not midi_in:
+            raise LiveError("--knobs needs --midi-in (the port the controller is on)")
+    HUB.midi = MidiLive(midi_in=midi_in, midi_out=midi_out, clock_in=clock_in, knobs=knobs, api=api,
+                        on_knob=lambda b, v: _on_hardware_knob(server, b, v),
+                        transport_fn=HUB.transport, record=record)
+    return HUB.midi
+
+
+@on_shutdown
+def close_midi() -> None:
+    """Close the MIDI side (the daemon runs this at shutdown)."""
+    midi, HUB.midi = HUB.midi, None
+    if midi is not None:
+        midi.close()
+
+
+def add_arguments(parser) -> None:
+    """The serve command's live MIDI options."""
+    g = parser.add_argument_group("live MIDI (bridge.live)")
+    g.add_argument("--midi-in", default=None, metavar="NAME",
+                   help="MIDI input port: knob control changes (see --knobs) and MIDI clock")
+    g.add_argument("--midi-clock-in", default=None, metavar="NAME",
+                   help="a separate MIDI input port that only brings MIDI clock")
+    g.add_argument("--midi-out", default=None, metavar="NAME",
+                   help="open a virtual MIDI output port NAME playing the current pattern")
+    g.add_argument("--knobs", default=None, metavar="TOML",
+                   help="knob map: MIDI CC numbers -> latent directions (see knobs.example.toml)")
+    g.add_argument("--midi-api", default=None, choices=sorted(("alsa", "jack", "coremidi", "winmm")),
+                   help="rtmidi API (default: the platform's; also MIDO_BACKEND)")
+
+
+def configure(server, args) -> None:
+    """Open the MIDI side if any MIDI option was given (a start hook: after the models are loaded)."""
+    if any(getattr(args, k, None) for k in ("midi_in", "midi_clock_in", "midi_out", "knobs")):
+        setup_midi(server, args.midi_in, args.midi_out, args.midi_clock_in, args.knobs, args.midi_api)

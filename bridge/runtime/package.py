@@ -1,0 +1,319 @@
+"""The model package format: the one definition both the exporter (export_onnx) and the runtime use.
+
+A package is a directory holding `model.json` (the manifest) and the ONNX graphs it lists:
+
+    bridge/models/mel_2bar/
+        model.json            format, format_version, name, kind, bars, tracks, decoder, graphs, files, ...
+        encoder.onnx          GRAPH_IO["encoder"]: inputs -> mu, sigma
+        decoder_init.onnx     cond -> state_c, state_h (+ cond_proj from format_version 2)
+        decoder_step.onnx     prev, cond | cond_proj, state_c, state_h -> logits, new_state_c, new_state_h
+        conductor.onnx        (hierarchical) z -> embeddings
+        surrogate_encoder.onnx  (optional, trio) OPTIONAL_GRAPH_IO: inputs -> mu, sigma
+
+`files` maps every file of the package but model.json to its sha256. Reading side: `find_model`,
+`read_manifest` (`parse_manifest` without the checks), `verify_files`, `list_models`. Writing side: `sha256_file`, `record_files`,
+`write_manifest` (atomic), `update_manifest`. See docs/architecture.md, "Model package".
+
+No onnxruntime, no torch: json, hashlib and the codecs only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..core.codecs import SequenceCodec
+from ..core.errors import CodecError, ModelError
+
+FORMAT = "latent-bridge-model"
+# 1 and 2 are read; 2: decoder_init also outputs cond_proj, which decoder_step reads instead of cond
+FORMAT_VERSION = 2
+MANIFEST = "model.json"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"   # the shipped packages: bridge/models/
+MODELS_ENV = "LATENT_BRIDGE_MODELS"   # extra package directories, os.pathsep-separated
+
+REQUIRED_KEYS = ("format", "format_version", "name", "kind", "hierarchical", "bars", "steps_per_bar",
+                 "num_steps", "z_size", "input_size", "tracks", "decoder", "graphs", "files")
+# role -> (input names, output names), format_version 1
+GRAPH_IO = {
+    "encoder": (("inputs",), ("mu", "sigma")),
+    "conductor": (("z",), ("embeddings",)),
+    "decoder_init": (("cond",), ("state_c", "state_h")),
+    "decoder_step": (("prev", "cond", "state_c", "state_h"), ("logits", "new_state_c", "new_state_h")),
+}
+# format_version >= 2: the conditioning's part of the step's layer-1 gates is computed once per bar
+GRAPH_IO_V2 = {
+    **GRAPH_IO,
+    "decoder_init": (("cond",), ("state_c", "state_h", "cond_proj")),
+    "decoder_step": (("prev", "cond_proj", "state_c", "state_h"), ("logits", "new_state_c", "new_state_h")),
+}
+# graphs a package may add; a runtime that does not use one ignores it
+SURROGATE_ROLE = "surrogate_encoder"
+OPTIONAL_GRAPH_IO = {SURROGATE_ROLE: (("inputs",), ("mu", "sigma"))}
+
+
+def graph_io(info: dict) -> dict:
+    """The graph table for a manifest.
+
+    Args:
+        info: a manifest (only `format_version` is read; missing = 1).
+
+    Returns:
+        role -> (input names, output names).
+    """
+    return GRAPH_IO_V2 if info.get("format_version", 1) >= 2 else GRAPH_IO
+
+
+def required_roles(info: dict) -> list[str]:
+    """The graph roles a manifest must list: encoder, decoder_init, decoder_step (+ conductor)."""
+    return ["encoder", "decoder_init", "decoder_step"] + (["conductor"] if info.get("hierarchical") else [])
+
+
+# ---------------------------------------------------------------------------------------------- files
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """The hex sha256 of a file, read in `chunk`-byte blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_files(info: dict, package_dir, names) -> dict:
+    """Set `info["files"][name]` to the sha256 of package_dir/name for each name; returns info."""
+    files = info.setdefault("files", {})
+    for name in names:
+        files[name] = sha256_file(Path(package_dir) / name)
+    return info
+
+
+def write_manifest(package_dir, info: dict) -> Path:
+    """Write package_dir/model.json atomically (a temporary file, then a rename).
+
+    Args:
+        package_dir: the package directory (must exist).
+        info: the manifest; written as indented JSON.
+
+    Returns:
+        The path of model.json.
+    """
+    path = Path(package_dir) / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def update_manifest(package_dir, change: Callable[[dict], None] | None = None, files=()) -> dict:
+    """Read a package's manifest, let `change(info)` edit it, re-hash `files` and write it back.
+
+    Args:
+        package_dir: an existing package.
+        change: edits the manifest in place (add a graph, a section, ...); None: no edit.
+        files: names of package files (new or rewritten) whose sha256 goes into `files`.
+
+    Returns:
+        The manifest as written.
+
+    Raises:
+        ModelError: the package has no readable model.json (its content is not checked).
+    """
+    info = parse_manifest(package_dir)
+    if change is not None:
+        change(info)
+    record_files(info, package_dir, files)
+    write_manifest(package_dir, info)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def search_dirs(extra=None) -> list[Path]:
+    """Where packages are searched, in order: `extra` (a directory or a list), $LATENT_BRIDGE_MODELS,
+    then the shipped bridge/models/; duplicates removed."""
+    dirs: list[Path] = []
+    if extra is not None:
+        dirs.extend(Path(p) for p in ([extra] if isinstance(extra, (str, os.PathLike)) else extra))
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs.append(MODELS_DIR)
+    seen, out = set(), []
+    for d in dirs:
+        key = str(d.resolve()) if d.exists() else str(d)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def find_model(name_or_path, models_dirs=None) -> Path:
+    """The package directory of a model.
+
+    Args:
+        name_or_path: a package name (searched in `search_dirs(models_dirs)`), a package directory,
+            or the path of its model.json.
+        models_dirs: extra directories to search first (a directory or a list).
+
+    Returns:
+        The package directory.
+
+    Raises:
+        ModelError: no such package, or a directory without model.json.
+    """
+    p = Path(name_or_path)
+    if p.name == MANIFEST and p.is_file():
+        return p.parent
+    if p.is_dir():
+        if not (p / MANIFEST).is_file():
+            raise ModelError(f"{p} is not a model package: it has no model.json")
+        return p
+    name = str(name_or_path)
+    dirs = search_dirs(models_dirs)
+    if os.sep not in name and "/" not in name:
+        for d in dirs:
+            if (d / name / MANIFEST).is_file():
+                return d / name
+    known = sorted({m["name"] for m in list_models(dirs)})
+    raise ModelError(f"no model package {name!r} (searched {', '.join(str(d) for d in dirs)}); "
+                     f"available: {', '.join(known) if known else 'none'}")
+
+
+def parse_manifest(package_dir) -> dict:
+    """A package's model.json as a dict, unchecked (see `read_manifest` for the checks).
+
+    Raises:
+        ModelError: missing, unreadable, not JSON, not an object.
+    """
+    path = Path(package_dir) / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"{package_dir}: missing file model.json")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:   # json.JSONDecodeError is a ValueError
+        raise ModelError(f"{path}: not a readable JSON manifest ({e})") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{path}: the manifest must be a JSON object")
+    return info
+
+
+def read_manifest(package_dir) -> dict:
+    """Parse and check a package's model.json: keys, format, version, graph table, tracks.
+
+    Args:
+        package_dir: the package directory.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        ModelError: missing or unreadable, not this format, newer than FORMAT_VERSION, a required
+            graph missing or with the wrong input/output names, bad track specs or sizes.
+    """
+    info = parse_manifest(package_dir)
+    path = Path(package_dir) / MANIFEST
+    if info.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a latent-bridge model (format={info.get('format')!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in info]
+    if missing:
+        raise ModelError(f"{path}: manifest lacks {', '.join(missing)}")
+    if not isinstance(info["format_version"], int) or info["format_version"] > FORMAT_VERSION:
+        raise ModelError(f"{path}: format_version {info['format_version']!r} is newer than this runtime "
+                         f"understands ({FORMAT_VERSION}); update latent-bridge")
+    graphs = info["graphs"]
+    if not isinstance(graphs, dict):
+        raise ModelError(f"{path}: 'graphs' must be an object")
+    for role in required_roles(info):
+        g = graphs.get(role)
+        if not isinstance(g, dict) or not isinstance(g.get("file"), str):
+            raise ModelError(f"{path}: graph {role!r} is missing from the manifest")
+        ins, outs = graph_io(info)[role]
+        if list(g.get("inputs", {})) != list(ins) or list(g.get("outputs", {})) != list(outs):
+            raise ModelError(f"{path}: graph {role!r} must have inputs {list(ins)} and outputs {list(outs)}")
+        if g["file"] not in info["files"]:
+            raise ModelError(f"{path}: graph file {g['file']} has no sha256 in 'files'")
+    try:
+        codec = SequenceCodec.from_spec(info["tracks"])
+    except (CodecError, KeyError, TypeError) as e:
+        raise ModelError(f"{path}: bad track specs ({e})") from None
+    if codec.input_size != info["input_size"]:
+        raise ModelError(f"{path}: input_size {info['input_size']} does not match the tracks ({codec.input_size})")
+    if info["num_steps"] != info["bars"] * info["steps_per_bar"]:
+        raise ModelError(f"{path}: num_steps != bars * steps_per_bar")
+    return info
+
+
+def verify_files(package_dir, info: dict) -> None:
+    """Check that every file the manifest lists exists and has its sha256.
+
+    Raises:
+        ModelError: `files` malformed, a name with a path in it, a missing file, a sha256 mismatch.
+    """
+    package_dir = Path(package_dir)
+    files = info["files"]
+    if not isinstance(files, dict):
+        raise ModelError(f"{package_dir}/model.json: 'files' must map file names to sha256")
+    for fname, digest in files.items():
+        p = package_dir / fname
+        if Path(fname).name != fname:
+            raise ModelError(f"{package_dir}/model.json: file name {fname!r} must not contain a path")
+        if not p.is_file():
+            raise ModelError(f"{package_dir}: missing file {fname}")
+        actual = sha256_file(p)
+        if actual != digest:
+            raise ModelError(f"{p}: sha256 mismatch (the file is corrupt or was changed): "
+                             f"manifest {str(digest)[:12]}..., file {actual[:12]}...")
+
+
+def package_dirs(path) -> list[Path]:
+    """A package directory as [it], or the packages in a directory of packages (sorted); [] for
+    anything else. Only the presence of model.json is looked at."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if (p / MANIFEST).is_file())
+    return []
+
+
+def optional_graph(info: dict, role: str) -> dict | None:
+    """The manifest entry of an optional graph (OPTIONAL_GRAPH_IO), None when the package has none.
+
+    Raises:
+        ModelError: the entry exists but names no file listed in `files`.
+    """
+    g = (info.get("graphs") or {}).get(role)
+    if g is None:
+        return None
+    if not isinstance(g, dict) or not isinstance(g.get("file"), str) or g["file"] not in info.get("files", {}):
+        raise ModelError(f"model {info.get('name')!r}: graph {role!r} needs a file listed in 'files'")
+    return g
+
+
+def list_models(models_dir=None) -> list[dict]:
+    """The packages in `models_dir` (a directory or a list; default: `search_dirs()`), reading only
+    their manifests; an earlier directory shadows a later one, as in `find_model`.
+
+    Returns:
+        One dict per package, sorted by name: name, path, kind, bars, hierarchical, z_size,
+        attributes; a package whose manifest is broken has name, path and `error` instead.
+    """
+    dirs = search_dirs() if models_dir is None else [Path(models_dir)] if isinstance(
+        models_dir, (str, os.PathLike)) else [Path(d) for d in models_dir]
+    out, seen = [], set()
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for pkg in sorted(p for p in d.iterdir() if (p / MANIFEST).is_file()):
+            if pkg.name in seen:
+                continue
+            seen.add(pkg.name)
+            try:
+                info = read_manifest(pkg)
+                out.append({"name": pkg.name, "path": str(pkg), "kind": info["kind"], "bars": info["bars"],
+                            "hierarchical": info["hierarchical"], "z_size": info["z_size"],
+                            "attributes": sorted(info.get("attributes") or {})})
+            except ModelError as e:
+                out.append({"name": pkg.name, "path": str(pkg), "error": str(e)})
+    return sorted(out, key=lambda m: m["name"])
