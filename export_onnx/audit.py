@@ -105,7 +105,7 @@ from bridge.core.codecs import SequenceCodec
 ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = ROOT.parent / "shared" / "data"
 CACHE_DIR = ROOT / "data" / "audit"
-AUDIT_HEADING = "## Musical audit"
+from .model_card import AUDIT_HEADING  # noqa: E402  (one heading, kept by refresh_package_card)
 AUDIT_VERSION = 1
 
 # data sources per config when the package card does not name them (export_onnx.dataset labels)

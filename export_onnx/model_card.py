@@ -14,6 +14,9 @@ TARGETS = {"mel_2bar": (0.95, "0.987"), "drums_2bar": (0.90, "0.963"),
            "mel_16bar": (0.70, "0.722"), "trio_16bar": (0.65, "0.76–0.87")}
 # written into a trio package's card by `add-surrogate`; kept when the card is refreshed in a package
 SURROGATE_HEADING = "## Accompaniment (surrogate encoder)"
+AUDIT_HEADING = "## Musical audit"
+# written into a package's card after export (add-surrogate, audit): kept when the card is refreshed
+PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING)
 LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned by Jukedeck)",
             "groove": "CC BY 4.0 (Groove MIDI Dataset, Gillick et al., ICML 2019)",
@@ -79,9 +82,14 @@ def _spread(val: list[dict]) -> str:
     return f" Posterior-mean spread at the last validation (std across examples, mean over z dims): {spread:.3f}{warn}."
 
 
-def _checkpoint(metrics: dict) -> str:
+def _checkpoint(metrics: dict, facts: dict | None = None, schedule: str = "paper") -> str:
     if metrics.get("checkpoint") == "best.pt" and metrics.get("step") is not None:
-        return f"Shipped and scored: the checkpoint of step {metrics['step']:,} (lowest validation reconstruction loss).\n"
+        if facts and abs(metrics["step"] - facts.get("steps", -1)) <= 50:
+            why = "the run's end"
+        else:
+            why = ("lowest validation objective at the final β" if schedule == "run"
+                   else "lowest validation reconstruction loss")
+        return f"Shipped and scored: the checkpoint of step {metrics['step']:,} ({why}).\n"
     return ""
 
 
@@ -109,9 +117,41 @@ def _closing(mean, target, rising, facts, val=()) -> str:
              "converged" if rising else "The validation loss had flattened")
     return f"""## What would close the gap
 {trend}.{_trend(list(val))} In order of expected effect: more steps (`python -m export_onnx train ... --resume` continues this run;
-the paper trains for far longer at batch 512), the rest of the β and scheduled-sampling schedules (both are
-step-driven and had barely started at step {facts.get('steps', 0):,}), the `full` size on a GPU, and more data.
+the paper trains for far longer at batch 512), a longer planned run (the schedules are sized to the run:
+docs/training.md), the `full` size on a GPU, and more data.
 """
+
+
+def _recipe_line(config: dict, val: list[dict], run_dir: Path) -> str:
+    """The recipe that shaped the KL, the KL at the last validation against the free bits, and the
+    training history carried over from the package the run started from (`train --init-from`)."""
+    recipe = (config.get("config") or {}).get("recipe") or {}
+    free = recipe.get("free_bits")
+    last_kl = val[-1].get("kl_bits") if val else None
+    out = []
+    if recipe.get("schedule") == "run":
+        out.append(f"Recipe sized to the run: β to {recipe.get('max_beta')} by {recipe.get('beta_warmup', 0):.0%} of it, "
+                   f"scheduled sampling ({recipe.get('sampling_method', 'two_pass')}) to "
+                   f"{recipe.get('final_sampling_probability')} by {recipe.get('sampling_ramp', 0):.0%}, word dropout "
+                   f"{recipe.get('input_dropout', 0)}, {free:g} free bits.")
+    elif recipe:
+        out.append(f"The paper's per-step schedules (β rate {recipe.get('beta_rate')}, sampling rate "
+                   f"{recipe.get('sampling_rate')}), β max {recipe.get('max_beta')}, {free:g} free bits.")
+    if last_kl is not None and free:
+        out.append(f"KL at the last validation: {last_kl:.1f} bits = {last_kl / free:.2f}× the {free:g} free bits.")
+    ck = run_dir / "latest.pt"
+    if ck.is_file():
+        try:
+            import torch
+            hist = torch.load(ck, map_location="cpu", weights_only=False).get("history") or []
+        except Exception:   # an unreadable checkpoint only costs the history line
+            hist = []
+        if len(hist) > 1:
+            steps = sum(h.get("steps", 0) for h in hist)
+            hours = sum(h.get("wall_time", 0.0) for h in hist) / 3600
+            out.append(f"Continued from the shipped package (`train --init-from`): {len(hist)} runs, "
+                       f"{steps:,} steps and {hours:.1f} h of training in all.")
+    return ("\n".join(out) + "\n") if out else ""
 
 
 def write_model_card(run_dir, data_dir, notes: str = "") -> Path:
@@ -157,7 +197,7 @@ Splits by song (Groove: the official split): {splits}.
 wall time {facts.get('wall_time_s', 0) / 3600:.2f} h, {fmt(facts.get('steps_per_s'), 2)} steps/s,
 {fmt(facts.get('examples_per_s'), 1)} examples/s. At the last step: β = {fmt(facts.get('beta'), 4)},
 scheduled-sampling probability {fmt(facts.get('p_sample'), 3)}, learning rate {fmt(facts.get('lr'), 6)}.
-{_checkpoint(metrics)}Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_curve.png`).
+{_recipe_line(config, val, run_dir)}{_checkpoint(metrics, facts, ((cfg.get("recipe") or {}).get("schedule", "paper")))}Training curve: `curve.png` in the run directory (copied to `docs/models/{name}_curve.png`).
 
 ## Metrics ({metrics.get('split', '?')} split, {_windows(metrics)}; argmax decoding from the posterior mean)
 | track | teacher-forced accuracy | reconstruction accuracy |
@@ -193,15 +233,20 @@ def with_section(card: str, section: str) -> str:
 
 
 def refresh_package_card(run_dir, package_dir) -> Path:
-    """Copy RUN/MODEL_CARD.md into an exported package (keeping its accompaniment section) and update
-    the card's sha256 in model.json, without re-exporting the graphs."""
+    """Copy RUN/MODEL_CARD.md into an exported package (keeping the sections written into the package
+    after export: accompaniment and musical audit) and update the card's sha256 in model.json, without
+    re-exporting the graphs."""
     from bridge.runtime.package import parse_manifest, update_manifest
     run_dir, package_dir = Path(run_dir), Path(package_dir)
     parse_manifest(package_dir)          # a package, before the card is touched
     card = package_dir / "MODEL_CARD.md"
     text = (run_dir / "MODEL_CARD.md").read_text()
-    kept = card_section(card.read_text(), SURROGATE_HEADING) if card.is_file() else None
-    card.write_text(with_section(text, kept) if kept else text)
+    old = card.read_text() if card.is_file() else ""
+    for heading in PACKAGE_SECTIONS:
+        kept = card_section(old, heading)
+        if kept:
+            text = with_section(text, kept)
+    card.write_text(text)
     update_manifest(package_dir, files=[card.name])
     return card
 

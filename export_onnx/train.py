@@ -17,10 +17,12 @@ optimizer and data order.
 `--batch-size` is the global batch; under torchrun (WORLD_SIZE > 1) every process takes its slice of
 it and the model is wrapped in DistributedDataParallel (exact resume is for single-process runs: the
 checkpoint holds rank 0's random states).
-`best.pt` = the checkpoint with the lowest validation reconstruction loss (teacher forced, z drawn
-from the posterior with a fixed seed). The KL side is set by the recipe's beta schedule and free
-bits, not by the selection: the objective's beta grows for ~10^5 steps, so objective values taken
-at different steps are not comparable (`objective` at max_beta is still logged).
+`best.pt` = the checkpoint with the lowest validation score (teacher forced, z drawn from the
+posterior with a fixed seed), `selection_score`: for the run-sized schedule the objective at max_beta
+(reconstruction + max_beta * KL over the free bits), since the run is planned to end at max_beta and a
+checkpoint from before the warm-up, with its large KL, reconstructs best but samples worst; for the
+paper's schedule the reconstruction loss (its beta grows for ~10^5 steps, so objective values from
+different steps are not comparable).
 """
 from __future__ import annotations
 
@@ -226,6 +228,11 @@ def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, b
     # nothing about the input, the decoder ignores it), which the losses alone do not show
     out["z_spread"] = float(torch.cat(mus).std(0).mean()) if n > 1 else None
     return out
+
+
+def selection_score(val: dict, recipe: TrainRecipe) -> float:
+    """What best.pt minimises (see the module docstring)."""
+    return val["objective"] if recipe.schedule == "run" else val["r_loss"]
 
 
 def default_threads() -> int:
@@ -436,8 +443,8 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             if is_main:
                 last_val = validate(model, val_tokens, recipe, device, max(local_batch, 64))
                 log({"step": step, "split": "validation", "free_bits": recipe.free_bits, **last_val})
-                if last_val["r_loss"] < best:
-                    best = last_val["r_loss"]
+                if selection_score(last_val, recipe) < best:
+                    best = selection_score(last_val, recipe)
                     checkpoint(out_dir / "best.pt")
         if is_main and (step % checkpoint_every == 0 or step == max_steps):
             checkpoint(latest)

@@ -9,7 +9,7 @@ import torch
 from export_onnx.configs import CONFIGS, ModelSize, TrainRecipe
 from export_onnx.evaluate import evaluate_run
 from export_onnx.model import load_checkpoint
-from export_onnx.train import (BatchStream, RunPlan, beta_at, learning_rate_at, parse_recipe_changes,
+from export_onnx.train import (BatchStream, RunPlan, beta_at, selection_score, learning_rate_at, parse_recipe_changes,
                                sampling_probability, slim_checkpoint, teacher_forcing_probability, train)
 
 TINY_FLAT = ModelSize(enc_units=32, dec_units=64, dec_layers=1, z_size=16)
@@ -68,6 +68,17 @@ def test_run_sized_schedules():
     # the paper's per-step rates still apply without a plan
     p = TrainRecipe(schedule="paper", max_beta=0.2, beta_rate=0.99999)
     assert beta_at(100_000, p, 0.5) == pytest.approx((1 - 0.99999 ** 100_000) * 0.2)
+
+
+def test_best_checkpoint_selection_follows_the_schedule():
+    """Run-sized schedule: best = lowest objective at max_beta (an early, high-KL checkpoint
+    reconstructs best but is not the model the run is planned to end with); paper: reconstruction."""
+    early = {"r_loss": 6.0, "objective": 36.0}
+    late = {"r_loss": 14.0, "objective": 20.0}
+    run = TrainRecipe(schedule="run")
+    assert selection_score(late, run) < selection_score(early, run)
+    paper = TrainRecipe(schedule="paper")
+    assert selection_score(early, paper) < selection_score(late, paper)
 
 
 def test_batch_stream_covers_each_epoch_once():
