@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from export_onnx.audit import TARGETS as AUDIT_TARGETS  # noqa: E402
 from export_onnx.model_card import TARGETS, fmt  # noqa: E402  (no torch behind it)
 
 COMPARISON = ROOT / "docs" / "models" / "mel_16bar_flat_vs_hierarchical.json"
@@ -70,6 +71,41 @@ def flat_vs_hierarchical() -> str:
             "![flat vs hierarchical validation curves](models/mel_16bar_flat_vs_hierarchical.png)\n\n")
 
 
+def _target_text(rule) -> str:
+    op, value = rule
+    return f"{value[0]:g}–{value[1]:g}" if op == "between" else f"{op} {value:g}"
+
+
+def _met(rule, x) -> bool:
+    op, value = rule
+    if x is None:
+        return False
+    return value[0] <= x <= value[1] if op == "between" else (x >= value if op == ">=" else x <= value)
+
+
+def audit_section(packages: list[Path]) -> str:
+    """The musical audit of every shipped package against the team's targets (audit.json)."""
+    rows = []
+    for pkg in packages:
+        path = pkg / "audit.json"
+        if not path.is_file():
+            continue
+        a = json.loads(path.read_text())
+        for key, rule in AUDIT_TARGETS.get(a.get("config", pkg.name), {}).items():
+            x = a.get(key)
+            real = a.get("real_" + key[len("sample_"):]) if key.startswith("sample_") else None
+            rows.append(f"| `{pkg.name}` | `{key}` | {fmt(x, 3)} | {fmt(real, 3)} | {_target_text(rule)} "
+                        f"| {'yes' if _met(rule, x) else '**no**'} |")
+    if not rows:
+        return ""
+    return ("## Musical audit\n\nWhat a musician gets, measured by `python -m export_onnx audit bridge/models/NAME` on "
+            "the model's own held-out test split (reconstruction: argmax from the posterior mean; samples: z ~ N(0, I) at "
+            "T = 0.5, the default `sample`), next to the same statistic on real held-out windows. Definitions: "
+            "`export_onnx/audit.py`; each card has the full table.\n\n"
+            "| model | statistic | shipped | real held-out | target | met |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n\n")
+
+
 def main() -> int:
     rows, sections = [], []
     shipped = set()
@@ -102,6 +138,7 @@ def main() -> int:
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
     if missing:
         text += "Not shipped yet:\n\n| model | why |\n|---|---|\n" + "\n".join(missing) + "\n\n"
+    text += audit_section(sorted(p.parent for p in (ROOT / "bridge" / "models").glob("*/model.json")))
     text += flat_vs_hierarchical()
     text += "\n".join(sections)
     (ROOT / "docs" / "models.md").write_text(text)
