@@ -106,6 +106,37 @@ def audit_section(packages: list[Path]) -> str:
             + "\n".join(rows) + "\n\n")
 
 
+PALETTES = ROOT / "docs" / "models" / "palettes.json"
+
+
+def palettes_section() -> str:
+    """Palette samples vs prior samples on held-out songs (scripts/palette_measure.py)."""
+    if not PALETTES.is_file():
+        return ""
+    data = json.loads(PALETTES.read_text())
+    rows = []
+    for name, r in data.items():
+        s = r["summary"]
+        stats = [k[: -len("_gap_palette")] for k in s if k.endswith("_gap_palette")]
+        gaps = "; ".join(f"{k} {fmt(s[k + '_gap_palette'], 2)} vs {fmt(s[k + '_gap_prior'], 2)} "
+                         f"({s[k + '_palette_closer_songs']}/{s['songs']} songs)" for k in stats)
+        rows.append(f"| `{name}` | {s['songs']} | {s['latent_distance_ratio_prior_over_palette']:.2f}× "
+                    f"| {s['nearest_clip_distance_ratio_prior_over_palette']:.2f}× | {gaps} | {s['learn_s_max']:.2f} s |")
+    return ("## Palettes: your clips, your style\n\n"
+            "A palette (`python -m bridge learn clips/*.mid --model NAME --out mine.palette.json`, bridge/core/palette.py) "
+            "is a low-rank Gaussian fitted to the encoded windows of a player's clips; `sample --palette` draws z from it "
+            "instead of N(0, I). Measured by `scripts/palette_measure.py` on held-out songs (per song: a palette from the "
+            "first half of its windows, 64 palette samples vs 64 prior samples at T = 0.5, spread 1): the latent distance "
+            "of the re-encoded samples to the learning clips (prior / palette: > 1 means the palette's samples are closer) "
+            "and |statistic(samples) − statistic(clips)| for palette vs prior samples.\n\n"
+            "| model | songs | distance to the clips' centroid | to the nearest clip | statistic gaps, palette vs prior "
+            "(songs where the palette is closer) | learn time (max) |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n\nPalette samples are closer to the learning clips on every statistic on average, "
+            "but the latent distance ratio is 1.2–1.7×, short of the 2× target: the decoder at T = 0.5 adds its own "
+            "variety, and the 2-bar models' posteriors are still wider than the prior (KL 1.7× the free bits).\n\n"
+            "![palette samples vs prior samples](models/palettes.png)\n\n")
+
+
 def main() -> int:
     rows, sections = [], []
     shipped = set()
@@ -139,6 +170,7 @@ def main() -> int:
     if missing:
         text += "Not shipped yet:\n\n| model | why |\n|---|---|\n" + "\n".join(missing) + "\n\n"
     text += audit_section(sorted(p.parent for p in (ROOT / "bridge" / "models").glob("*/model.json")))
+    text += palettes_section()
     text += flat_vs_hierarchical()
     text += "\n".join(sections)
     (ROOT / "docs" / "models.md").write_text(text)

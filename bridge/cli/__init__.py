@@ -4,6 +4,7 @@
     python -m bridge sample --model drums_2bar -n 4 --out samples.mid --png samples.png
     python -m bridge interpolate a.mid b.mid --model mel_2bar --steps 8 --out interp.mid --png interp.png
     python -m bridge accompany melody.mid --out band.mid --png band.png
+    python -m bridge learn a.mid b.mid c.mid --model mel_2bar --out mine.palette.json
     python -m bridge bench [--models DIR] [--model NAME,...]
     python -m bridge serve ...        (the OSC daemon; imported only when this command runs)
 
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 from ..core.errors import BridgeError
-from . import accompany, bench, commands
+from . import accompany, bench, commands, palette
 
 
 def add_serve_parser(sub, load: bool) -> None:
@@ -34,6 +35,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands.add_models_parser(sub)
     commands.add_sample_parser(sub)
     commands.add_interpolate_parser(sub)
+    palette.add_parser(sub)
     accompany.add_parser(sub)
     bench.add_parser(sub)
     add_serve_parser(sub, load=command == "serve")

@@ -119,13 +119,20 @@ def add_sample_parser(sub) -> None:
     p.add_argument("-n", type=int, default=4, help="number of sequences")
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--palette", default=None, help="a palette file (`learn`): draw z from it instead of N(0, I)")
+    p.add_argument("--spread", type=float, default=1.0,
+                   help="with --palette: 0 = its mean, 1 = its fitted spread, > 1 wider")
     add_output_args(p)
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args) -> int:
     model = load(args)
-    seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
+    if args.palette:
+        from ..runtime.palette import read_palette, sample_palette
+        seqs = sample_palette(model, read_palette(args.palette), args.n, args.temperature, args.spread, args.seed)
+    else:
+        seqs = model.sample(args.n, temperature=args.temperature, seed=args.seed)
     titles = [f"{model.name} sample {i + 1} (T={args.temperature}, seed={args.seed})" for i in range(len(seqs))]
     written = write_outputs(model, seqs, args, titles)
     print(json.dumps({"model": model.name, "sequences": len(seqs), "notes": [len(s) for s in seqs], **written}))
