@@ -4,7 +4,8 @@
         --reference docs/models/mel_2bar_shipped_curve.json --out docs/training/mel_2bar_30min
 
 Each `--run LABEL=DIR` reads DIR/log.jsonl: validation entries (teacher-forced accuracy, reconstruction
-loss, KL bits) placed at the training wall time of the train entry of the same step. A `--reference`
+loss, KL bits) placed at the CPU time of the train entry of the same step (`cpu_time`; for older logs
+`DIR@SAMPLES`, a sampler file of the process's CPU ticks, see cpu_from_samples). A `--reference`
 JSON holds {"label", "points": [{"minutes", "acc", "r_loss"}...], "source"} for a run whose log is gone.
 Writes OUT.png and OUT.json (the plotted numbers).
 """
@@ -15,12 +16,30 @@ import json
 from pathlib import Path
 
 
-def run_points(run_dir: Path) -> list[dict]:
+def cpu_from_samples(path: Path):
+    """A function training wall seconds -> CPU seconds of the run, from a sampler file written while it
+    ran (lines: unix time, CPU ticks of the process (1/100 s), last logged step, its training wall time);
+    linear through (0, 0) and the samples. For runs logged before train.py wrote `cpu_time`."""
+    import numpy as np
+    rows = [ln.split() for ln in path.read_text().splitlines() if len(ln.split()) == 4]
+    walls = np.array([0.0] + [float(r[3]) for r in rows])
+    cpus = np.array([0.0] + [float(r[1]) / 100.0 for r in rows])
+    order = np.argsort(walls)
+    return lambda w: float(np.interp(w, walls[order], cpus[order]))
+
+
+def run_points(run_dir: Path, cpu_samples: Path | None = None) -> list[dict]:
+    """Validation points at the run's CPU minutes (`cpu_time` in the log, else `cpu_samples`, else
+    training wall minutes)."""
     wall, points = {}, []
+    to_cpu = cpu_from_samples(cpu_samples) if cpu_samples else None
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         e = json.loads(line)
         if e.get("split") == "train":
-            wall[e["step"]] = e["wall_time"]
+            if "cpu_time" in e:
+                wall[e["step"]] = e["cpu_time"]
+            else:
+                wall[e["step"]] = to_cpu(e["wall_time"]) if to_cpu else e["wall_time"]
     for line in (run_dir / "log.jsonl").read_text().splitlines():
         e = json.loads(line)
         if e.get("split") == "validation" and e["step"] in wall:
@@ -33,7 +52,7 @@ def run_points(run_dir: Path) -> list[dict]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", action="append", default=[], metavar="LABEL=DIR")
+    p.add_argument("--run", action="append", default=[], metavar="LABEL=DIR[@CPU_SAMPLES]")
     p.add_argument("--reference", action="append", default=[], help="JSON file of a run's points")
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -44,7 +63,8 @@ def main() -> int:
     series = []
     for item in args.run:
         label, _, d = item.partition("=")
-        series.append({"label": label, "points": run_points(Path(d)), "source": d})
+        d, _, samples = d.partition("@")
+        series.append({"label": label, "points": run_points(Path(d), Path(samples) if samples else None), "source": d})
     for ref in args.reference:
         series.append(json.loads(Path(ref).read_text()))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -55,7 +75,7 @@ def main() -> int:
     axes[0].set_title("validation teacher-forced accuracy")
     axes[1].set_title("validation reconstruction loss (nats)")
     for ax in axes:
-        ax.set_xlabel("training minutes (one CPU core)")
+        ax.set_xlabel("CPU minutes of training")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
