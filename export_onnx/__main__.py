@@ -23,6 +23,7 @@ COMMANDS = [
     "magenta_import",     # export_onnx.magenta_import (registers "import-magenta")
     "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
     "audit",              # export_onnx.audit: musical audit of a package (audit.json + card section)
+    "int8",               # export_onnx.int8 (registers "add-int8": an int8 decoder step behind a quality gate)
 ]
 
 

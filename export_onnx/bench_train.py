@@ -32,8 +32,8 @@ PATHS = [("stepwise fp32 1t", "stepwise", "fp32", 1), ("two-pass fp32 1t", "two_
 def _batches(config, n: int, batch: int, seed: int, data_dir=None) -> list[torch.Tensor]:
     rng = np.random.default_rng(seed)
     if data_dir is not None:
-        with np.load(os.path.join(data_dir, "train.npz")) as f:
-            tokens = f["tokens"]
+        from .dataset import load_split
+        tokens = load_split(data_dir, "train", mmap=True)["tokens"]   # npz or shards
         return [torch.as_tensor(tokens[rng.integers(0, len(tokens), batch)].astype(np.int64)) for _ in range(n)]
     nc = config.codec.num_classes
     out = []
@@ -106,7 +106,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     p.add_argument("--p-sample", type=float, default=0.5)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--data", default=None, help="dataset dir (train.npz) for real batches (default: random)")
+    p.add_argument("--data", default=None, help="dataset dir (train.npz or shards) for real batches (default: random)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_main)
 

@@ -16,6 +16,12 @@ Source kinds are recognised from the folder (see `detect_source`):
 Output (`--out`): `{train,validation,test}.npz` with `tokens` uint16 (N, steps, tracks), `song` int32
 (index into summary["songs"]), `start_bar` int32 (bar of the song where the window starts), and for
 Groove `beat_type` int8 (0 beat, 1 fill, -1 for examples from other sources); `summary.json`.
+
+With `--shard-size N` (large sets) every split is written while the files are read, as shards of N
+examples: `<split>-00000.tokens.npy`, `<split>-00000.song.npy`, ... (plain .npy, memory-mappable) and,
+last, the index `<split>.shards.json`. `load_split(dir, split, mmap=True)` then gives `ShardedArray`s
+that read only the rows asked for (the trainer: each process reads its slice of each batch). The
+window dedupe keeps 8 bytes per distinct window (`WindowIndex`) instead of the windows themselves.
 """
 from __future__ import annotations
 
@@ -42,15 +48,213 @@ SPLITS = ("train", "validation", "test")
 
 # ---- loading and augmentation (the trainer's entry points) -----------------------------------
 
-def load_split(data_dir, split: str) -> dict:
-    """Every array of `<data_dir>/<split>.npz` as a dict (tokens uint16 (N, steps, tracks), song, ...)."""
+def load_split(data_dir, split: str, mmap: bool = False) -> dict:
+    """Every array of a split as a dict (tokens uint16 (N, steps, tracks), song, ...): from
+    `<data_dir>/<split>.npz`, or from its shards (`<split>.shards.json`, a `--shard-size` build), read
+    whole, or with `mmap` as `ShardedArray`s that read only the rows indexed (npz sets are always read
+    whole)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
     path = Path(data_dir) / f"{split}.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; build it with `python -m export_onnx dataset`")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    index = Path(data_dir) / f"{split}.shards.json"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    if index.exists():
+        arrays = open_shards(index)
+        return arrays if mmap else {k: np.asarray(v) for k, v in arrays.items()}
+    raise FileNotFoundError(f"{path} not found; build it with `python -m export_onnx dataset`")
+
+
+# ---- shards (`dataset --shard-size`) -----------------------------------------------------------
+
+SHARD_FORMAT = "latent-bridge-shards"
+
+
+class ShardedArray:
+    """Rows of memory-mapped .npy shards read as one array: len, shape, dtype, int / slice /
+    integer-array indexing (a copy of only those rows), and np.asarray (everything, concatenated)."""
+
+    def __init__(self, paths: list, dtype, row_shape: tuple):
+        self.parts = [np.load(p, mmap_mode="r") for p in paths]
+        self.dtype, self.row_shape = np.dtype(dtype), tuple(row_shape)
+        for p, a in zip(paths, self.parts):
+            if a.dtype != self.dtype or a.shape[1:] != self.row_shape:
+                raise ValueError(f"{p}: {a.dtype} {a.shape[1:]}, expected {self.dtype} {self.row_shape}")
+        self.offsets = np.concatenate([[0], np.cumsum([len(a) for a in self.parts])]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self),) + self.row_shape
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.row_shape)
+
+    def __getitem__(self, key):
+        n = len(self)
+        if isinstance(key, (int, np.integer)):
+            return self[np.array([key])][0]
+        if isinstance(key, slice):
+            key = np.arange(*key.indices(n))
+        idx = np.asarray(key)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64).reshape(-1)
+        idx = np.where(idx < 0, idx + n, idx)
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"index out of range for {n} rows")
+        out = np.empty((len(idx),) + self.row_shape, self.dtype)
+        shard = np.searchsorted(self.offsets, idx, side="right") - 1
+        for s in np.unique(shard).tolist():
+            m = shard == s
+            out[m] = self.parts[s][idx[m] - self.offsets[s]]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        whole = (np.concatenate([np.asarray(a) for a in self.parts]) if self.parts
+                 else np.zeros((0,) + self.row_shape, self.dtype))
+        return whole if dtype is None else whole.astype(dtype)
+
+
+def open_shards(index_path) -> dict:
+    """The arrays of a sharded split as `ShardedArray`s (memory-mapped, nothing read yet)."""
+    index_path = Path(index_path)
+    info = json.loads(index_path.read_text())
+    if info.get("format") != SHARD_FORMAT:
+        raise ValueError(f"{index_path} is not a {SHARD_FORMAT} index")
+    d = index_path.parent
+    return {name: ShardedArray([d / f"{sh['name']}.{name}.npy" for sh in info["shards"]], a["dtype"], a["shape"])
+            for name, a in info["arrays"].items()}
+
+
+class SplitWriter:
+    """One split's output, filled file by file. shard_size None: kept in memory and written as
+    `<split>.npz` at close (the small-set format). shard_size N: each time N examples are buffered
+    they go to disk as shard `<split>-NNNNN` (one .npy per array), and close() writes the rest and the
+    index `<split>.shards.json` (so an interrupted build leaves no index); memory stays at one shard."""
+
+    def __init__(self, out_dir, split: str, arrays: dict, shard_size: int | None = None):
+        if shard_size is not None and shard_size < 1:
+            raise ValueError(f"shard size must be >= 1, got {shard_size}")
+        self.out, self.split, self.shard_size = Path(out_dir), split, shard_size
+        self.arrays = {k: (np.dtype(dt), tuple(shape)) for k, (dt, shape) in arrays.items()}
+        self.buf = {k: [] for k in self.arrays}
+        self.buffered, self.examples, self.shards = 0, 0, []
+        self.out.mkdir(parents=True, exist_ok=True)
+        if shard_size is not None:   # nothing of an earlier build of this split may be mistaken for ours
+            self._remove_shards()
+
+    def _remove_shards(self) -> None:
+        (self.out / f"{self.split}.shards.json").unlink(missing_ok=True)
+        for f in self.out.glob(f"{self.split}-[0-9][0-9][0-9][0-9][0-9]*.npy"):
+            f.unlink()
+
+    def add(self, **arrays) -> None:
+        n = len(arrays["tokens"])
+        for k, (dt, _) in self.arrays.items():
+            a = np.asarray(arrays[k], dt)
+            if len(a) != n:
+                raise ValueError(f"{k}: {len(a)} rows, tokens have {n}")
+            self.buf[k].append(a)
+        self.buffered += n
+        self.examples += n
+        while self.shard_size is not None and self.buffered >= self.shard_size:
+            self._write_shard(self.shard_size)
+
+    def _take(self, n: int) -> dict:
+        out = {}
+        for k, parts in self.buf.items():
+            whole = np.concatenate(parts) if parts else np.zeros((0,) + self.arrays[k][1], self.arrays[k][0])
+            out[k], rest = whole[:n], whole[n:]
+            self.buf[k] = [rest] if len(rest) else []
+        self.buffered -= min(n, self.buffered)
+        return out
+
+    def _write_shard(self, n: int) -> None:
+        name = f"{self.split}-{len(self.shards):05d}"
+        rows = self._take(n)
+        for k, a in rows.items():
+            tmp = self.out / f"{name}.{k}.tmp.npy"
+            np.save(tmp, np.ascontiguousarray(a))
+            os.replace(tmp, self.out / f"{name}.{k}.npy")
+        self.shards.append({"name": name, "examples": int(len(rows["tokens"]))})
+
+    def close(self) -> None:
+        if self.shard_size is None:
+            np.savez_compressed(self.out / f"{self.split}.npz", **self._take(self.buffered))
+            self._remove_shards()
+            return
+        if self.buffered:
+            self._write_shard(self.buffered)
+        index = {"format": SHARD_FORMAT, "version": 1, "split": self.split, "examples": self.examples,
+                 "shard_size": self.shard_size, "shards": self.shards,
+                 "arrays": {k: {"dtype": dt.name, "shape": list(shape)} for k, (dt, shape) in self.arrays.items()}}
+        tmp = self.out / f"{self.split}.shards.tmp.json"
+        tmp.write_text(json.dumps(index, indent=1))
+        os.replace(tmp, self.out / f"{self.split}.shards.json")
+        (self.out / f"{self.split}.npz").unlink(missing_ok=True)
+
+
+class WindowIndex:
+    """The distinct windows seen so far as 64-bit BLAKE2b digests, 8 bytes each: sorted runs merged
+    as they grow (log n runs) plus a small set of recent ones. What a `--shard-size` build dedupes
+    with; a Python set of the windows' bytes costs ~100-200 bytes per window. A digest collision
+    (p ~ n^2 / 2^65: 1e-4 at 75 M windows) would drop one window as a duplicate."""
+
+    def __init__(self, pending: int = 1 << 15):
+        self.runs: list[np.ndarray] = []
+        self.pending: set[int] = set()
+        self.pending_limit = pending
+
+    @staticmethod
+    def digests(tokens: np.ndarray) -> np.ndarray:
+        return np.array([int.from_bytes(hashlib.blake2b(t.tobytes(), digest_size=8).digest(), "little")
+                         for t in tokens], dtype=np.uint64)
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, np.uint64)
+        hit = np.zeros(len(keys), bool)
+        for run in self.runs:
+            pos = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            hit |= run[pos] == keys
+        if self.pending:
+            hit |= np.array([k in self.pending for k in keys.tolist()], bool)
+        return hit
+
+    def unique(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like `windows.unique_windows(tokens, seen)`: (first occurrences not seen before, their indices)."""
+        keys = self.digests(tokens)
+        known = self.contains(keys)
+        idx = []
+        for i, k in enumerate(keys.tolist()):
+            if not known[i] and k not in self.pending:
+                self.pending.add(k)
+                idx.append(i)
+        if len(self.pending) >= self.pending_limit:
+            self._flush()
+        idx = np.array(idx, dtype=np.int64)
+        return tokens[idx], idx
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        run = np.sort(np.fromiter(self.pending, np.uint64, len(self.pending)))
+        self.pending = set()
+        while self.runs and len(self.runs[-1]) <= 2 * len(run):
+            run = np.concatenate([self.runs.pop(), run])
+            run.sort(kind="stable")   # two sorted runs: a merge, in place
+        self.runs.append(run)
+
+    def keys(self) -> np.ndarray:
+        self._flush()
+        return np.concatenate(self.runs) if self.runs else np.zeros(0, np.uint64)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs) + len(self.pending)
 
 
 def augment(tokens_batch, codec, rng, low: int = -5, high: int = 6) -> np.ndarray:
@@ -210,7 +414,9 @@ def process_file(args) -> dict:
 # ---- the build ---------------------------------------------------------------------------------
 
 def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, limit: int | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, shard_size: int | None = None) -> dict:
+    """Read the folders and write the splits (see the module docstring); `shard_size`: write every
+    split as shards of that many examples while reading (memory bounded by one shard per split)."""
     config = get_config(config_name)
     t0 = time.time()
     all_jobs, sources = [], []
@@ -227,19 +433,26 @@ def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, 
     songs: list[str] = []
     song_index: dict[str, int] = {}
     song_split: dict[str, str] = {}
-    seen = {s: set() for s in SPLITS}
-    parts = {s: {"tokens": [], "song": [], "start_bar": [], "beat_type": []} for s in SPLITS}
+    steps, ntracks = config.num_steps, len(config.tracks)
+    array_types = {"tokens": (np.uint16, (steps, ntracks)), "song": (np.int32, ()), "start_bar": (np.int32, ())}
+    if has_beat_type:
+        array_types["beat_type"] = (np.int8, ())
+    # a sharded build keeps 8-byte digests of the windows, not the windows (see WindowIndex)
+    seen = {s: WindowIndex() if shard_size else set() for s in SPLITS}
+    writers = {s: SplitWriter(out_dir, s, array_types, shard_size) for s in SPLITS}
+    split_songs = {s: set() for s in SPLITS}
+    fills = {s: 0 for s in SPLITS}
     skipped_files, window_stats = [], WindowStats()
     global_dups = 0
 
-    tasks = [(j, config_name) for j, _ in all_jobs]
+    tasks = ((j, config_name) for j, _ in all_jobs)
     iterator = None
     pool = Pool(workers) if workers > 1 else None
     try:
         results = pool.imap(process_file, tasks, chunksize=4) if pool else map(process_file, tasks)
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(results, total=len(tasks), desc=f"dataset {config_name}", unit="file")
+            iterator = tqdm(results, total=len(all_jobs), desc=f"dataset {config_name}", unit="file")
         else:
             iterator = results
         for (job, src), res in zip(all_jobs, iterator):
@@ -253,7 +466,10 @@ def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, 
                 window_stats.add(k, v)
             if song_split.setdefault(job.song_id, job.split) != job.split:
                 raise RuntimeError(f"song {job.song_id} assigned to two splits")
-            tokens, idx = windows.unique_windows(res["tokens"], seen[job.split])
+            if shard_size:
+                tokens, idx = seen[job.split].unique(res["tokens"])
+            else:
+                tokens, idx = windows.unique_windows(res["tokens"], seen[job.split])
             global_dups += len(res["tokens"]) - len(idx)
             if not len(idx):
                 continue
@@ -261,11 +477,13 @@ def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, 
             if job.song_id not in song_index:
                 song_index[job.song_id] = len(songs)
                 songs.append(job.song_id)
-            part = parts[job.split]
-            part["tokens"].append(tokens)
-            part["song"].append(np.full(len(idx), song_index[job.song_id], np.int32))
-            part["start_bar"].append(res["start_bar"][idx].astype(np.int32))
-            part["beat_type"].append(np.full(len(idx), job.beat_type, np.int8))
+            rows = {"tokens": tokens, "song": np.full(len(idx), song_index[job.song_id], np.int32),
+                    "start_bar": res["start_bar"][idx].astype(np.int32)}
+            if has_beat_type:
+                rows["beat_type"] = np.full(len(idx), job.beat_type, np.int8)
+                fills[job.split] += len(idx) if job.beat_type == 1 else 0
+            writers[job.split].add(**rows)
+            split_songs[job.split].add(song_index[job.song_id])
             source["examples"][job.split] += len(idx)
     finally:
         if pool:
@@ -273,25 +491,20 @@ def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, 
             pool.join()
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    steps, ntracks = config.num_steps, len(config.tracks)
     split_summary = {}
     for s in SPLITS:
-        p = parts[s]
-        arrays = {
-            "tokens": np.concatenate(p["tokens"]) if p["tokens"] else np.zeros((0, steps, ntracks), np.uint16),
-            "song": np.concatenate(p["song"]) if p["song"] else np.zeros(0, np.int32),
-            "start_bar": np.concatenate(p["start_bar"]) if p["start_bar"] else np.zeros(0, np.int32),
-        }
+        writers[s].close()
+        split_summary[s] = {"examples": writers[s].examples, "songs": len(split_songs[s])}
         if has_beat_type:
-            arrays["beat_type"] = np.concatenate(p["beat_type"]) if p["beat_type"] else np.zeros(0, np.int8)
-        np.savez_compressed(out / f"{s}.npz", **arrays)
-        split_summary[s] = {"examples": int(len(arrays["tokens"])), "songs": int(len(np.unique(arrays["song"])))}
-        if has_beat_type:
-            split_summary[s]["fills"] = int((arrays["beat_type"] == 1).sum())
+            split_summary[s]["fills"] = fills[s]
+        if shard_size:
+            split_summary[s]["shards"] = len(writers[s].shards)
 
     train_keys = seen["train"]
-    cross = sum(1 for s in ("validation", "test") for k in seen[s] if k in train_keys)
+    if shard_size:
+        cross = sum(int(train_keys.contains(seen[s].keys()).sum()) for s in ("validation", "test"))
+    else:
+        cross = sum(1 for s in ("validation", "test") for k in seen[s] if k in train_keys)
     skipped_by_reason: dict[str, int] = {}
     for f in skipped_files:
         skipped_by_reason[f["reason"]] = skipped_by_reason.get(f["reason"], 0) + 1
@@ -313,6 +526,7 @@ def build_dataset(config_name: str, midi_dirs: list, out_dir, workers: int = 2, 
         "eval_windows_also_in_train": cross,
         "split_rule": "groove: info.csv split; others: sha1(song id) % 100 -> <80 train, <90 validation, else test",
         "limit_per_dir": limit,
+        "shard_size": shard_size,
         "seconds": round(time.time() - t0, 1),
         "songs": songs,
         "song_split": [song_split[s] for s in songs],
@@ -346,13 +560,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None,
                    help="use only this many files per folder, spread evenly (for quick checks)")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="write every split while reading, as memory-mappable shards of N examples "
+                        "(<split>-NNNNN.<array>.npy + <split>.shards.json), for sets too large for memory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args) -> int:
     summary = build_dataset(args.config, args.midi_dir, args.out, workers=args.workers, limit=args.limit,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, shard_size=args.shard_size)
     print(format_summary(summary))
     for f in summary["skipped_files"][:20]:
         print(f"  skipped [{f['reason']}] {f['message']}")

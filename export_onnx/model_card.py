@@ -15,8 +15,9 @@ TARGETS = {"mel_2bar": (0.95, "0.987"), "drums_2bar": (0.90, "0.963"),
 # written into a trio package's card by `add-surrogate`; kept when the card is refreshed in a package
 SURROGATE_HEADING = "## Accompaniment (surrogate encoder)"
 AUDIT_HEADING = "## Musical audit"
-# written into a package's card after export (add-surrogate, audit): kept when the card is refreshed
-PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING)
+INT8_HEADING = "## int8 decoder step"     # written by `add-int8` (export_onnx.int8)
+# written into a package's card after export (add-surrogate, audit, add-int8): kept when the card is refreshed
+PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING, INT8_HEADING)
 LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned by Jukedeck)",
             "groove": "CC BY 4.0 (Groove MIDI Dataset, Gillick et al., ICML 2019)",
@@ -234,7 +235,7 @@ def with_section(card: str, section: str) -> str:
 
 def refresh_package_card(run_dir, package_dir) -> Path:
     """Copy RUN/MODEL_CARD.md into an exported package (keeping the sections written into the package
-    after export: accompaniment and musical audit) and update the card's sha256 in model.json, without
+    after export: accompaniment, musical audit, int8 decoder step) and update the card's sha256 in model.json, without
     re-exporting the graphs."""
     from bridge.runtime.package import parse_manifest, update_manifest
     run_dir, package_dir = Path(run_dir), Path(package_dir)

@@ -15,8 +15,13 @@ the data order, so N steps + resume N steps == 2N steps straight. A weights-only
 optimizer and data order.
 `--max-minutes` stops at a wall-clock budget (a checkpoint is written), for leases with a time limit.
 `--batch-size` is the global batch; under torchrun (WORLD_SIZE > 1) every process takes its slice of
-it and the model is wrapped in DistributedDataParallel (exact resume is for single-process runs: the
-checkpoint holds rank 0's random states).
+it and the model is wrapped in DistributedDataParallel. The checkpoint holds every process's random
+streams (gathered to rank 0), so a resume with the same number of processes is exact as well (with
+another number the data order continues and the per-process streams start afresh); every process
+reads `latest.pt`, so on several machines OUT is shared storage. `--max-minutes` stops all processes
+at the same step. A dataset built with `--shard-size` is memory-mapped: a process reads only the rows
+of its slice. `record_batches` (or LATENT_BRIDGE_RECORD_BATCHES=1) writes each process's example
+indices per step, and its parameters' digest at the end, to OUT/rank{r}_indices.jsonl (tests).
 `best.pt` = the checkpoint with the lowest validation score (teacher forced, z drawn from the
 posterior with a fixed seed), `selection_score`: for the run-sized schedule the objective at max_beta
 (reconstruction + max_beta * KL over the free bits), since the run is planned to end at max_beta and a
@@ -27,6 +32,7 @@ different steps are not comparable).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -121,7 +127,7 @@ def _dataset_api():
         return _load_split, _augment
 
 
-def _load_split(data_dir, split: str) -> dict:
+def _load_split(data_dir, split: str, mmap: bool = False) -> dict:
     with np.load(Path(data_dir) / f"{split}.npz") as f:
         return {k: f[k] for k in f.files}
 
@@ -183,6 +189,29 @@ def random_streams(seed: int, rank: int, n: int, batch_size: int, offset: int = 
     gen = torch.Generator().manual_seed(seed + 1 + 1000 * rank + offset)
     aug_rng = np.random.default_rng([seed, 2, rank] + ([offset] if offset else []))
     return gen, aug_rng, BatchStream(n, batch_size, seed + 3 + offset)
+
+
+def process_rng_state(gen: torch.Generator, aug_rng: np.random.Generator, device) -> dict:
+    """One process's random streams (the data order is the same in every process, saved once)."""
+    return {"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state(), "aug": aug_rng.bit_generator.state,
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def set_process_rng_state(state: dict, gen: torch.Generator, aug_rng: np.random.Generator, device) -> None:
+    gen.set_state(state["torch_gen"].cpu())   # a checkpoint loaded to a GPU has its states there too
+    torch.set_rng_state(state["torch_global"].cpu())
+    aug_rng.bit_generator.state = state["aug"]
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, in state_dict order (processes hold identical weights)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -259,7 +288,7 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
           validate_every: int | None = None, checkpoint_every: int | None = None,
           model_size=None, recipe_changes: dict | None = None, progress: bool = True,
           max_minutes: float | None = None, init_from=None, plan_steps: int | None = None,
-          plan_minutes: float | None = None) -> dict:
+          plan_minutes: float | None = None, record_batches: bool | None = None) -> dict:
     """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones).
 
     `init_from` (a model package directory) starts a new run from the package's weights (its size
@@ -293,9 +322,10 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     load_split, _ = _dataset_api()
-    train_tokens = np.asarray(load_split(data_dir, "train")["tokens"])
+    # a sharded set (`dataset --shard-size`) stays on disk, memory-mapped: a process reads its rows only
+    train_tokens = load_split(data_dir, "train", mmap=True)["tokens"]
     try:
-        val_tokens = np.asarray(load_split(data_dir, "validation")["tokens"])[:val_examples]
+        val_tokens = np.asarray(load_split(data_dir, "validation", mmap=True)["tokens"][:val_examples])
     except (FileNotFoundError, OSError):
         val_tokens = None
     if train_tokens.shape[1:] != (config.num_steps, len(config.tracks)):
@@ -339,14 +369,29 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             optimizer.load_state_dict(ck["optimizer"])
         if ck.get("rng") is not None:
             rng = ck["rng"]
-            gen.set_state(rng["torch_gen"])
-            torch.set_rng_state(rng["torch_global"])
-            aug_rng.bit_generator.state = rng["aug"]
-            stream.load(rng["stream"])
-            if device.type == "cuda" and rng.get("cuda") is not None:
-                torch.cuda.set_rng_state(rng["cuda"], device)
+            stream.load(rng["stream"])   # the data order: one for all processes
+            ranks = rng.get("ranks")     # every process's streams (torchrun runs); else rank 0's at top level
+            mine = ranks[rank] if ranks and len(ranks) == world else rng if not ranks and world == 1 else None
+            if mine is not None:
+                set_process_rng_state(mine, gen, aug_rng, device)
+            else:  # written by another number of processes: the data order goes on, new per-process streams
+                gen, aug_rng, _ = random_streams(seed, rank, len(train_tokens), recipe.batch_size, offset=step)
+                if rank == 0:
+                    print(f"resume: {latest} was written by {len(ranks) if ranks else ck.get('world_size', '?')} "
+                          f"process(es), this run has {world}: same data order, new per-process random streams "
+                          "(not bit-exact)", file=sys.stderr)
         else:  # weights only: a new data order, so the resumed run does not replay the first epochs
             gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size, offset=step)
+
+    ranks_rng = None   # every process's random streams, gathered at the steps that may write a checkpoint
+
+    def gather_rng() -> list | None:
+        """A collective under torchrun (every process calls it at the same step)."""
+        if world == 1:
+            return None
+        states = [None] * world
+        torch.distributed.all_gather_object(states, process_rng_state(gen, aug_rng, device))
+        return states
 
     def checkpoint(path: Path) -> None:
         atomic_save({
@@ -356,10 +401,8 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             "init_from": None if init_from is None else str(init_from), "history_before": history,
             "history": history + [{"run": out_dir.name, "steps": step, "examples": step * recipe.batch_size,
                                    "wall_time": wall}],
-            "optimizer": optimizer.state_dict(),
-            "rng": {"torch_gen": gen.get_state(), "torch_global": torch.get_rng_state(),
-                    "aug": aug_rng.bit_generator.state, "stream": stream.state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+            "optimizer": optimizer.state_dict(), "world_size": world,
+            "rng": {**process_rng_state(gen, aug_rng, device), "stream": stream.state(), "ranks": ranks_rng},
         }, path)
 
     is_main = rank == 0
@@ -380,6 +423,15 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             with open(log_path, "a") as f:
                 f.write(json.dumps(entry) + "\n")
 
+    record = None   # debug: this process's example indices per step (off by default)
+    if record_batches if record_batches is not None else os.environ.get("LATENT_BRIDGE_RECORD_BATCHES", "0") != "0":
+        record_path = out_dir / f"rank{rank}_indices.jsonl"
+        lines = record_path.read_text().splitlines() if resume and record_path.exists() else []
+        keep = [l for l in map(json.loads, filter(str.strip, lines)) if l["step"] <= step and not l.get("final")]
+        keep = [json.dumps(l) for l in keep]
+        record_path.write_text("".join(k + "\n" for k in keep))
+        record = open(record_path, "a", buffering=1)
+
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -396,11 +448,19 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
     deadline = None if max_minutes is None else time.time() + 60.0 * max_minutes
     timed_out = False
     while step < max_steps:
-        if deadline is not None and time.time() >= deadline:
+        stop = deadline is not None and time.time() >= deadline
+        if world > 1 and (deadline is not None or plan.minutes):
+            # every process stops at the same step and follows the same minutes-based schedule
+            agreed = torch.tensor([float(stop), wall], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            stop, wall = bool(agreed[0].item()), float(agreed[1].item())
+        if stop:
             timed_out = True
             break
         t0 = time.time()
         idx = stream.next()[rank * local_batch:(rank + 1) * local_batch]
+        if record is not None:
+            record.write(json.dumps({"step": step + 1, "rank": rank, "indices": idx.tolist()}) + "\n")
         batch = augment_batch(train_tokens[idx].astype(np.int64), config, aug_rng)
         tokens = torch.as_tensor(batch, device=device)
         lr = learning_rate_at(step, recipe)
@@ -434,12 +494,17 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
             entry = {"step": step, "split": "train", "loss": m[0], "r_loss": m[1], "kl_bits": m[2] / math.log(2),
                      "grad_norm": m[3], "acc": (acc_sums[1] / n_log).tolist(), "lr": lr, "beta": beta,
                      "p_sample": p_sample, "progress": run_progress, "epoch": stream.epoch, "steps_per_sec": n_log / max(now - t_log, 1e-9),
-                     "wall_time": wall}
+                     "wall_time": wall,
+                     # this process's CPU seconds: on a shared machine wall time says little about cost
+                     "cpu_time": time.process_time()}
             log(entry)
             if bar is not None:
                 bar.set_postfix(loss=f"{m[0]:.2f}", acc=f"{entry['acc'][0]:.3f}", kl=f"{entry['kl_bits']:.1f}")
             acc_sums, n_log, t_log = None, 0, now
-        if val_tokens is not None and len(val_tokens) and (step % validate_every == 0 or step == max_steps):
+        validating = val_tokens is not None and len(val_tokens) and (step % validate_every == 0 or step == max_steps)
+        if world > 1 and (validating or step % checkpoint_every == 0 or step == max_steps):
+            ranks_rng = gather_rng()
+        if validating:
             if is_main:
                 last_val = validate(model, val_tokens, recipe, device, max(local_batch, 64))
                 log({"step": step, "split": "validation", "free_bits": recipe.free_bits, **last_val})
@@ -452,8 +517,14 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
                 checkpoint(out_dir / "best.pt")  # no validation split: best = latest
     if bar is not None:
         bar.close()
+    if world > 1:
+        ranks_rng = gather_rng()
     if is_main and (not latest.exists() or (timed_out and step % checkpoint_every)):
         checkpoint(latest)
+    if record is not None:
+        record.write(json.dumps({"step": step, "rank": rank, "final": True,
+                                 "params_sha256": parameter_digest(model)}) + "\n")
+        record.close()
     if world > 1:
         torch.distributed.barrier()
     return {"step": step, "wall_time": wall, "best": best, "validation": last_val, "timed_out": timed_out}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export_onnx.dataset import load_split
 from export_onnx.evaluate import evaluate_run
 from export_onnx.model_card import plot_curves, read_log
 
@@ -32,7 +33,7 @@ def no_event_share(run: Path, split: str) -> float:
     """The trivial baseline: the share of steps whose token is 0 ('no event', a held note or rest) in the
     split, i.e. the step accuracy of a decoder that never plays anything."""
     data = json.loads((run / "config.json").read_text())["data"]
-    return float((np.load(Path(data) / f"{split}.npz")["tokens"] == 0).mean())
+    return float((np.asarray(load_split(data, split)["tokens"]) == 0).mean())
 
 
 def main() -> int:

@@ -3,7 +3,10 @@
 #   bash scripts/device_train.sh MINUTES NAME:BATCH [NAME:BATCH ...]
 # Runs `train --config NAME --data data/NAME --out runs/NAME --resume --max-minutes MINUTES` for each,
 # in parallel on the one GPU. A warm machine still has runs/NAME/latest.pt and continues exactly; a
-# fresh one starts from the weights-only checkpoint .gpu/NAME.pt when carried (else from scratch).
+# fresh one starts from the weights-only checkpoint .gpu/NAME.pt when carried, else from the package
+# $INIT_FROM/NAME when INIT_FROM is set (e.g. INIT_FROM=bridge/models: --init-from), else from scratch.
+# The run-sized schedules are planned for this lease's MINUTES unless PLAN_MINUTES (or --plan-steps in
+# TRAIN_ARGS) sizes them for a run spread over several leases; a resumed run keeps its checkpoint's plan.
 # Brings back, under $OUT: NAME.pt (best weights, fp16) per model and logs.tar (logs + configs).
 set -u
 minutes=$1; shift
@@ -18,9 +21,12 @@ for spec in "$@"; do
   name=${spec%%:*}; batch=${spec#*:}
   mkdir -p "runs/$name"
   if [ ! -f "runs/$name/latest.pt" ] && [ -f ".gpu/$name.pt" ]; then cp ".gpu/$name.pt" "runs/$name/latest.pt"; fi
+  start=()
+  if [ ! -f "runs/$name/latest.pt" ] && [ -n "${INIT_FROM:-}" ]; then start=(--init-from "$INIT_FROM/$name"); fi
+  if [ -n "${PLAN_MINUTES:-}" ]; then start+=(--plan-minutes "$PLAN_MINUTES"); fi
   $py -m export_onnx train --config "$name" --data "data/$name" --out "runs/$name" --resume \
     --batch-size "$batch" --max-minutes "$minutes" --max-steps 1000000 --threads 2 --val-examples 1024 \
-    --validate-every 250 --checkpoint-every 250 --log-every 50 ${TRAIN_ARGS:-} \
+    --validate-every 250 --checkpoint-every 250 --log-every 50 ${start[@]+"${start[@]}"} ${TRAIN_ARGS:-} \
     > "runs/$name.device.log" 2>&1 &
   pids+=($!)
 done

@@ -25,6 +25,8 @@ if [ "$mode" = dev ]; then
   .venv/bin/python -m pip install -q -e ".[train,test]"
   # magenta.js, the reference the Magenta-import parity tests run against (pinned by the lockfile)
   npm ci --prefix tests/magenta_js --ignore-scripts --no-audit --no-fund --loglevel=error
+  # the device tests' devDependencies (acorn: the scripts parse as ES5, as Max's js object runs them)
+  npm ci --prefix max_for_live/LatentBridge/tests --ignore-scripts --no-audit --no-fund --loglevel=error
 else
   .venv/bin/python -m pip install -q -e .
 fi

@@ -5,6 +5,9 @@ mel_16bar and trio_16bar (export_onnx.tiny, seed 0), usable with `bridge.load_mo
 `load_model(name, models_dirs=dir)`. Built once and cached under the system temp dir, keyed by a
 hash of the code that shapes the packages, so later sessions (and parallel ones) reuse it. Treat it
 as read-only: copy a package before damaging it.
+
+`tiny_int8_models_dir`: copies of the tiny mel_2bar and trio_16bar with an int8 decoder step
+(export_onnx.int8, gate 0); `tiny_int8`: the function that adds one to a package copy.
 """
 from __future__ import annotations
 
@@ -60,3 +63,31 @@ def build_cached_tiny_models(configs=TINY_CONFIGS) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models_dir() -> Path:
     return build_cached_tiny_models()
+
+
+def add_tiny_int8(package_dir, min_agreement: float = 0.0, n: int = 16, **kw) -> dict:
+    """Give a (copied) tiny package an int8 decoder step with export_onnx.int8.add_int8, measured on
+    `n` held-out stand-ins (the package's own seeded samples at T = 1) and `n` prior samples; the
+    gate at `min_agreement` (0: always kept). Returns the manifest's int8 section."""
+    from bridge.runtime.engine import load_model
+    from export_onnx.int8 import add_int8
+    m = load_model(package_dir, provider="cpu", precision="fp32")
+    windows = m.decode_tokens(m.sample_z(n, 11), 1.0, seed=12)
+    return add_int8(package_dir, windows=windows, n_prior=n, min_agreement=min_agreement, sources="tiny samples", **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_models_dir(tiny_models_dir, tmp_path_factory) -> Path:
+    """Copies of the tiny mel_2bar and trio_16bar packages with an int8 decoder step (gate 0: kept
+    whatever the agreement it measured). Read-only, like tiny_models_dir."""
+    out = tmp_path_factory.mktemp("tiny_int8")
+    for name in ("mel_2bar", "trio_16bar"):
+        shutil.copytree(tiny_models_dir / name, out / name)
+        add_tiny_int8(out / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_int8():
+    """`add_tiny_int8` (above), for tests that build their own int8 packages."""
+    return add_tiny_int8

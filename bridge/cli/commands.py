@@ -10,22 +10,52 @@ import argparse
 import json
 
 from ..core.notes import BEATS_PER_BAR, Note
-from ..runtime.engine import load_model
+from ..runtime.engine import PRECISIONS, load_model
 from ..runtime.package import list_models, search_dirs
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+PRECISION_HELP = ("decoder step precision: fp32, int8 (the package's int8 step where it has one) or auto "
+                  "(int8 only where its measured agreement passed the 0.98 gate; the default, unless "
+                  "$LATENT_BRIDGE_PRECISION says otherwise)")
+
+
+def precision_arg(text: str) -> str:
+    """argparse type of --precision: fp32, int8 or auto."""
+    value = text.strip().lower()
+    if value not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(PRECISIONS)}, got {text!r}")
+    return value
+
+
+def precision_list_arg(text: str) -> list[str]:
+    """argparse type of a comma-separated list of precisions ("fp32,int8"), each checked, no repeats."""
+    values = [precision_arg(v) for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(PRECISIONS)}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a precision is listed twice in {text!r}")
+    return values
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    """--precision fp32|int8|auto (default: the process default, bridge.runtime.engine.default_precision)."""
+    p.add_argument("--precision", type=precision_arg, default=None, metavar="{fp32,int8,auto}", help=PRECISION_HELP)
+
+
 def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: str | None = None) -> None:
     p.add_argument("--model", required=required and default is None, default=default,
                    help="model package name or path" + (f" (default {default})" if default else ""))
     p.add_argument("--models", action="append", default=[], metavar="DIR",
                    help="extra directory of model packages (repeatable)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    add_precision_arg(p)
 
 
 def load(args):
-    """The model of --model / --models / --provider."""
-    return load_model(args.model, provider=args.provider, models_dirs=args.models or None)
+    """The model of --model / --models / --provider / --precision."""
+    return load_model(args.model, provider=args.provider, models_dirs=args.models or None,
+                      precision=getattr(args, "precision", None))
 
 
 def programs_and_names(model) -> tuple[dict, dict]:

@@ -14,6 +14,8 @@ from ..daemon import ops as core_ops
 from ..daemon import server
 from ..daemon.registry import OpRegistry
 from ..live import ops as live_ops
+from ..runtime import engine
+from .commands import add_precision_arg
 
 
 def build_registry(ops_modules=()) -> OpRegistry:
@@ -29,8 +31,9 @@ def build_registry(ops_modules=()) -> OpRegistry:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """The daemon's options plus the live MIDI ones."""
+    """The daemon's options, --precision, and the live MIDI ones."""
     server.configure_parser(p)
+    add_precision_arg(p)
     live_ops.add_arguments(p)
 
 
@@ -43,11 +46,21 @@ def add_parser(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Build the registry and run the daemon (bridge.daemon.server.main); 2 when an ops module
-    cannot be imported."""
+    cannot be imported or $LATENT_BRIDGE_PRECISION is not a precision.
+
+    --precision becomes the process default (bridge.runtime.engine.set_default_precision), so every
+    model the daemon loads takes it; each load logs which precision it runs at and why."""
     try:
         registry = build_registry(args.ops_module)
     except Exception as e:
         server.setup_logging(args.log_level, args.log_format)
         server.event(logging.ERROR, "cannot import an ops module", error=f"{type(e).__name__}: {e}")
+        return 2
+    try:
+        engine.set_default_precision(getattr(args, "precision", None))
+        engine.default_precision()          # a bad $LATENT_BRIDGE_PRECISION fails here, not once per model
+    except ValueError as e:
+        server.setup_logging(args.log_level, args.log_format)
+        server.event(logging.ERROR, "bad decoder step precision", error=str(e))
         return 2
     return server.main(args, registry, on_start=(live_ops.configure,))

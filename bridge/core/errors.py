@@ -17,6 +17,7 @@ not a BridgeError is a bug and is answered `internal`.
     ├── UnknownOp                    unknown_op
     ├── TooLarge                     too_large
     └── Busy                         busy
+        └── Cancelled                busy          work stopped because it was no longer wanted
 
 The client side adds `ErrorReply` (an error answer, with the code the daemon sent) and
 `BridgeTimeout` (bridge.daemon.client). Numpy only; nothing here knows about OSC.
@@ -98,3 +99,8 @@ class Busy(BridgeError):
     """The daemon cannot take the request now (queue full, shutting down)."""
 
     code = "busy"
+
+
+class Cancelled(Busy):
+    """Work stopped before it finished because it was no longer wanted (a superseded morph's decode,
+    stopped between two decode steps)."""

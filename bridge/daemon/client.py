@@ -7,10 +7,12 @@
             print(seq["index"], len(seq["notes"]))
         z = c.request("encode", model="mel_2bar", notes=[[60, 0, 1, 100, 0]]).data["z"]
 
-One UDP socket, bound to an ephemeral port, both sends and receives, so replies come back to it even
-without `hello`; the client still says hello (scope "source") to learn the server's protocol version,
-models and limits (`client.server_info`). Not thread-safe: use one client per thread. An error
-answer raises `ErrorReply` (a bridge.core.errors.BridgeError carrying the code the daemon sent).
+One UDP socket, bound to an ephemeral port, both sends and receives. The client completes the hello
+handshake (hello, then hello with the challenge the daemon sent back) so that its replies are not
+held to the reply budget of a client without one, and learns the server's protocol version, models
+and limits (`client.server_info`). `token=` adds the daemon's shared secret (`serve --token`) to
+every request. Not thread-safe: use one client per thread. An error answer raises `ErrorReply` (a
+bridge.core.errors.BridgeError carrying the code the daemon sent).
 
 `spawn_server(...)` starts a daemon in a subprocess and returns its address (tests, benchmarks).
 """
@@ -85,7 +87,7 @@ class Reply:
 
 class BridgeClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 9000, timeout: float = 10.0,
-                 hello: bool = True, bind_host: str | None = None):
+                 hello: bool = True, bind_host: str | None = None, token: str | None = None):
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, _, _, _, self.server = infos[0]
         if bind_host is None:
@@ -107,8 +109,20 @@ class BridgeClient:
         self.completed: list[int] = []          # request ids in the order their answers completed
         self.pushed: deque = deque(maxlen=1000)  # (address, args) for ids nobody waits for
         self.server_info: dict | None = None
+        self.token = token
         if hello:
-            self.server_info = self.request("hello", reply_port=self.address[1], scope="source").data
+            self.server_info = self.handshake()
+
+    def handshake(self) -> dict:
+        """hello, then hello with the challenge that came back: the daemon then sends this socket
+        every reply without a budget. Returns the hello reply (a daemon without the handshake,
+        protocol 1.0, answers the first hello with it directly)."""
+        first = self.request("hello", reply_port=self.address[1])
+        info = first.data or {}
+        if "challenge" in info:
+            info = self.request("hello", reply_port=self.address[1], challenge=info["challenge"]).data
+            self.completed.remove(first.id)       # one hello in the order of answers, as before
+        return info
 
     # ---- context manager ----
     def __enter__(self):
@@ -160,6 +174,8 @@ class BridgeClient:
     def send(self, op: str, fields: dict | None = None, **kw) -> int:
         """Send a request without waiting; returns its id (collect with `wait`)."""
         body = dict(fields or {}, **kw)
+        if self.token is not None:
+            body.setdefault("token", self.token)
         rid = self.new_id()
         self._waiting[rid] = Reply(rid, op)
         self._sent_at[rid] = time.perf_counter()

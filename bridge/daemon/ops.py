@@ -17,6 +17,7 @@ from ..core.version import __version__
 from ..runtime.accompany import melody_bars, melody_of
 from .protocol import PROTOCOL_VERSION
 from .registry import OpRegistry, Sequences, encode_notes, is_int, op, z_to_list
+from .scales import request_mask
 
 
 def core_registry() -> OpRegistry:
@@ -41,9 +42,9 @@ def model_summary(model) -> dict:
     }
 
 
-def decode(model, z: np.ndarray, temperature: float, seed: int | None) -> list:
-    """model.decode on float32 z."""
-    return model.decode(np.asarray(z, dtype=np.float32), temperature=temperature, seed=seed)
+def decode(model, z: np.ndarray, temperature: float, seed: int | None, mask=None) -> list:
+    """model.decode on float32 z (`mask`: the logit mask of the request's scale, or None)."""
+    return model.decode(np.asarray(z, dtype=np.float32), temperature=temperature, seed=seed, mask=mask)
 
 
 def remember(session, model, z) -> None:
@@ -64,15 +65,18 @@ def op_ping(session, request):
 
 @op("hello")
 def op_hello(session, request):
-    """hello {reply_port?, scope?} -> protocol, version, reply address, models, ops, limits"""
-    port = request.integer("reply_port", None, 1, 65535)
-    scope = request.string("scope", "host", ("host", "source"))
-    request.server.register_reply_port(session, port, scope)
+    """hello {reply_port?} -> {challenge} (sent to the reply port); hello {reply_port?, challenge}
+    -> session, protocol, version, reply address, models, ops, limits (the handshake:
+    BridgeServer.hello, docs/osc-protocol.md "Where replies go")"""
+    bound = request.server.hello(session, request)
+    if bound is None:
+        return None                       # the challenge went out
     host, rport = session.reply_address[:2]
     return {
         "protocol": PROTOCOL_VERSION,
         "server": "latent-bridge",
         "version": __version__,
+        "session": bound["session"],
         "reply_to": f"{host}:{rport}",
         "models": sorted(request.server.models),
         "ops": request.server.ops.names(),
@@ -82,7 +86,7 @@ def op_hello(session, request):
 
 @op("models")
 def op_models(session, request):
-    """models {} -> {models: [summary...], failed: [...]}"""
+    """models {} -> {models: [summary...], failed: [{source: package directory name, error}]}"""
     server = request.server
     return {"models": [model_summary(server.models[n]) for n in sorted(server.models)],
             "failed": list(server.failed_models)}
@@ -98,12 +102,16 @@ def op_stats(session, request):
 
 @op("sample")
 def op_sample(session, request):
-    """sample {model, n?, temperature?, seed?} -> n sequences from the prior"""
+    """sample {model, n?, temperature?, seed?, scale?} -> n sequences from the prior"""
     model = request.model()
     n = request.integer("n", 1, 1, request.limits.max_n, over=TooLarge)
     temperature = request.temperature(0.5)
     seed = request.seed()
-    return Sequences(model, model.sample(n, temperature=temperature, seed=seed))
+    mask = request_mask(request, model)
+    if mask is None:
+        return Sequences(model, model.sample(n, temperature=temperature, seed=seed))
+    rng = np.random.default_rng(seed)       # the draws of model.sample, with the scale's mask
+    return Sequences(model, model.decode(model.sample_z(n, rng), temperature, rng, mask=mask))
 
 
 @op("encode")
@@ -118,13 +126,14 @@ def op_encode(session, request):
 
 @op("decode")
 def op_decode(session, request):
-    """decode {model, z (one vector or a list), temperature?, seed?} -> one sequence per z"""
+    """decode {model, z (one vector or a list), temperature?, seed?, scale?} -> one sequence per z"""
     model = request.model()
     z = request.z(model, batch=True)
     temperature = request.temperature(0.0)
     seed = request.seed()
+    mask = request_mask(request, model)
     remember(session, model, z[-1])
-    return Sequences(model, decode(model, z, temperature, seed))
+    return Sequences(model, decode(model, z, temperature, seed, mask))
 
 
 @op("reconstruct")
@@ -134,9 +143,10 @@ def op_reconstruct(session, request):
     notes = request.notes(model)
     temperature = request.temperature(0.0)
     seed = request.seed()
+    mask = request_mask(request, model)
     z = encode_notes(model, [notes])
     remember(session, model, z[0])
-    return Sequences(model, decode(model, z, temperature, seed))
+    return Sequences(model, decode(model, z, temperature, seed, mask))
 
 
 @op("interpolate")
@@ -149,9 +159,10 @@ def op_interpolate(session, request):
     temperature = request.temperature(0.0)
     seed = request.seed()
     method = request.string("method", "slerp", ("slerp", "lerp"))
+    mask = request_mask(request, model)
     za, zb = encode_notes(model, [a, b])
     path = latent.interpolate(za, zb, steps, method)
-    seqs = decode(model, path, temperature, seed)
+    seqs = decode(model, path, temperature, seed, mask)
     extras = [{"t": round(float(t), 6)} for t in np.linspace(0.0, 1.0, steps)]
     return Sequences(model, seqs, extras)
 
@@ -171,9 +182,10 @@ def op_attribute(session, request):
     amount = request.number("amount", 1.0, -request.limits.max_amount, request.limits.max_amount)
     temperature = request.temperature(0.0)
     seed = request.seed()
+    mask = request_mask(request, model)
     z2 = np.asarray(model.attribute(z, name, amount), dtype=np.float32).reshape(1, -1)
     remember(session, model, z2[0])
-    return Sequences(model, decode(model, z2, temperature, seed), [{"attribute": name, "amount": amount}])
+    return Sequences(model, decode(model, z2, temperature, seed, mask), [{"attribute": name, "amount": amount}])
 
 
 @op("palette")
@@ -197,9 +209,10 @@ def op_palette(session, request):
         raise TooLarge(f"a palette is at most {request.limits.max_palette} per side, got {rows}x{cols}")
     temperature = request.temperature(0.0)
     seed = request.seed()
+    mask = request_mask(request, model)
     zs = encode_notes(model, lists)
     grid = latent.palette(zs, (rows, cols))
-    seqs = decode(model, grid, temperature, seed)
+    seqs = decode(model, grid, temperature, seed, mask)
     extras = [{"row": i // cols, "col": i % cols} for i in range(rows * cols)]
     return Sequences(model, seqs, extras)
 
@@ -213,17 +226,18 @@ def op_variations(session, request):
     spread = request.number("spread", 0.5, 0.0, request.limits.max_spread)
     seed = request.seed()
     temperature = request.temperature(0.0)
+    mask = request_mask(request, model)
     z = encode_notes(model, [notes])[0]
     remember(session, model, z)
     zs = latent.variations(z, n, spread, rng=seed)
     # the decode seed is derived from the request seed so one seed reproduces the whole answer
     dseed = None if seed is None else (seed + 1) % (2 ** 63)
-    return Sequences(model, decode(model, zs, temperature, dseed))
+    return Sequences(model, decode(model, zs, temperature, dseed, mask))
 
 
 @op("accompany")
 def op_accompany(session, request):
-    """accompany {model, notes, temperature?, seed?, time_signature?} -> one /bridge/seq with the
+    """accompany {model, notes, temperature?, seed?, time_signature?, scale?} -> one /bridge/seq with the
     trio (track 0 = the input melody, 1 = bass, 2 = drums), `bars` = the melody's bars, then done."""
     model = request.model()
     if model.kind != "trio":
@@ -231,7 +245,8 @@ def op_accompany(session, request):
     notes = request.notes(model)
     temperature = request.temperature(0.0)
     seed = request.seed()
-    ts = request.fields.get("time_signature")
+    ts = request.int_pair("time_signature", None, 1, 64)
+    mask = request_mask(request, model)     # keeps the bass in the scale; the melody is the input's
     # ModelError (no surrogate) and InvalidInput (a bad melody) are bad_request
-    band = model.accompany(notes, temperature=temperature, seed=seed, time_signature=ts)
+    band = model.accompany(notes, temperature=temperature, seed=seed, time_signature=ts, mask=mask)
     return Sequences(model, [band], [{"bars": melody_bars(melody_of(notes)), "tracks": ["melody", "bass", "drums"]}])

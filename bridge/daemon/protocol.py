@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.errors import ERROR_CODES, BridgeError
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 OK, SEQ, DONE, ERROR = "/bridge/ok", "/bridge/seq", "/bridge/done", "/bridge/error"
 REPLY_ADDRESSES = frozenset({OK, SEQ, DONE, ERROR})
 PREFIX = "/bridge/"

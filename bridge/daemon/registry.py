@@ -28,7 +28,10 @@ What a handler may do:
 
 `serial=False` runs an op as soon as a worker is free instead of behind the client's earlier
 requests (for ops such as `stop` that must not wait for a long palette); its reply may then overtake
-replies to earlier requests.
+replies to earlier requests. It still counts against the client's `max_queue` (bridge.daemon.scheduler).
+
+Every field value has passed bridge.daemon.values before a handler runs (numbers finite and at most
+64-bit integers, nesting and size bounded); the getters below add the type and range checks.
 """
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ Who waits for whom (docs/osc-protocol.md, "Order and fairness"):
 - Each task has a **lane**: the model it runs (at most one task per model lane runs at a time, so
   no worker ever sits blocked on a model's lock) or "" for work that needs no model (ping, hello,
   stats, errors: as many at once as there are workers). Workers take lanes round-robin and, inside
-  a lane, clients round-robin: a client flooding one model delays another client's request for
-  that model by at most one task, and requests for other models or for no model not at all.
+  a lane, clients round-robin: a request for a model waits for at most one task of each other
+  client queued for that model, however many each has queued, and a flood of one model does not
+  hold back requests for other models or for none.
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from typing import Callable, Hashable
+
+from ..core.errors import Busy
+from .session import StreamSlot
 
 log = logging.getLogger("bridge.scheduler")
 
@@ -228,3 +232,62 @@ class Scheduler:
                 c.pending.clear()
             left.sort(key=lambda t: t.queued_at)
             return left
+
+
+class Streams:
+    """Live streams (morphs, knob decodes) under two caps: per client and in total; `stats` reports
+    them. `acquire` returns a StreamSlot-like object whose `release()` frees the place."""
+
+    def __init__(self, per_client: int, total: int):
+        self.per_client, self.total = per_client, total
+        self._lock = threading.Lock()
+        self._active: dict[Hashable, dict[str, int]] = {}
+        self._count = 0
+        self.refused = 0
+        self.expired = 0
+        self.failed = 0
+
+    def acquire(self, client: Hashable, kind: str):
+        """A slot for a stream of `kind` of `client`.
+
+        Raises:
+            Busy: the client has `per_client` streams, or all clients `total`.
+        """
+        with self._lock:
+            mine = self._active.get(client, {})
+            if sum(mine.values()) >= self.per_client or self._count >= self.total:
+                self.refused += 1
+                which = (f"{self.per_client} per client" if sum(mine.values()) >= self.per_client
+                         else f"{self.total} in total")
+                raise Busy(f"too many live streams ({which}); stop one first")
+            mine[kind] = mine.get(kind, 0) + 1
+            self._active[client] = mine
+            self._count += 1
+
+        def release():
+            with self._lock:
+                m = self._active.get(client)
+                if m is not None and m.get(kind, 0) > 0:
+                    m[kind] -= 1
+                    self._count -= 1
+                    if not any(m.values()):
+                        del self._active[client]
+        return StreamSlot(release)
+
+    def count_end(self, reason: str) -> None:
+        """A stream ended because its lease `expired`, or `failed` with an error."""
+        with self._lock:
+            if reason == "expired":
+                self.expired += 1
+            elif reason == "failed":
+                self.failed += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            kinds: dict[str, int] = {}
+            for m in self._active.values():
+                for k, n in m.items():
+                    kinds[k] = kinds.get(k, 0) + n
+            return {"active": self._count, "by_kind": kinds, "clients": len(self._active),
+                    "max_per_client": self.per_client, "max_total": self.total,
+                    "refused": self.refused, "expired": self.expired, "failed": self.failed}

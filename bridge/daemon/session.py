@@ -1,4 +1,4 @@
-"""One OSC client of the daemon: where its replies go, its request queue, its musical state.
+"""One OSC client of the daemon: where its replies go, its reply budget, its musical state.
 
 `ClientSession` is the interface an op talks to (its first argument). `Session` implements it for an
 OSC client, keyed by the source address (host, port) its requests come from; the live side's
@@ -16,6 +16,9 @@ one UDP datagram; calls are serialised per session so concurrent senders never i
 Per-op state lives in `session.latent` (model name -> the last latent vector this client worked
 with) and `session.state` (a free dict for op modules; namespace your keys, e.g. "live.morph").
 `session.on_close(fn)` registers cleanup run when the session is evicted or the daemon stops.
+Live streams use `session.background(lane, fn)` (a decode queued like a request), `open_stream`
+(the stream caps) and `lease_alive` (the stream's lease). The request queues themselves are the
+server's (bridge.daemon.scheduler).
 """
 from __future__ import annotations
 
@@ -23,10 +26,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from typing import Any, Callable, Protocol
 
-from ..core.errors import TooLarge
+from ..core.errors import Busy, TooLarge
 from .protocol import (DONE, ERROR, MAX_DATAGRAM, MAX_ERROR_MESSAGE, MAX_REPLY_BYTES, OK, SEQ, build_message,
                        dumps, error_reply, sequence_messages)
 
@@ -82,6 +84,38 @@ class ClientSession(ABC):
         self.error(request_id, code, message)
         return code
 
+    def can_reply(self, request_id: int, nbytes: int) -> bool:
+        """Whether a reply of about `nbytes` may go out now; if not, the request has been answered
+        (or dropped) already. Session: the reply budget of a client without a handshake."""
+        return True
+
+    def background(self, lane: str, fn: Callable[[], Any]) -> "Background":
+        """Run fn() as background work of this client in `lane` (a model name): for live streams,
+        whose decodes must queue like requests. Here: at once, in the caller's thread.
+
+        Raises:
+            Busy: the client has too much queued (Session).
+        """
+        handle = Background()
+        try:
+            handle.set(fn())
+        except Exception as e:  # noqa: BLE001 - handed to whoever waits
+            handle.set(error=e)
+        return handle
+
+    def open_stream(self, kind: str) -> "StreamSlot":
+        """A slot for a live stream (a morph, a knob decode) of this client; `release()` it when the
+        stream ends. Session: counted against the per-client and total caps.
+
+        Raises:
+            Busy: over a cap (Session).
+        """
+        return StreamSlot()
+
+    def lease_alive(self, seconds: float) -> bool:
+        """Whether the client was heard from in the last `seconds` (a live stream's lease)."""
+        return True
+
     def ok(self, request_id: int, obj: dict | None = None) -> None:
         """Send /bridge/ok id json; a reply over MAX_REPLY_BYTES is answered too_large instead."""
         text = dumps(obj if obj is not None else {})
@@ -89,7 +123,8 @@ class ClientSession(ABC):
             self.fail(request_id, TooLarge(f"the reply would be {len(text)} bytes, over the "
                                            f"{MAX_REPLY_BYTES}-byte datagram limit"))
             return
-        self.send(OK, request_id, text)
+        if self.can_reply(request_id, len(text) + 32):
+            self.send(OK, request_id, text)
 
     def done(self, request_id: int) -> None:
         """Send /bridge/done id."""
@@ -98,16 +133,93 @@ class ClientSession(ABC):
     def sequences(self, request_id: int, model_name: str, bars: int, seqs: list,
                   extras: list[dict] | None = None, done: bool = True) -> None:
         """Stream sequences (each a list of note rows) as /bridge/seq messages, then /bridge/done."""
-        for args in self.sequence_messages(request_id, model_name, bars, seqs, extras):
+        messages = self.sequence_messages(request_id, model_name, bars, seqs, extras)
+        if not self.can_reply(request_id, sum(len(m[3]) + 40 for m in messages) + 20):
+            return
+        for args in messages:
             self.send(SEQ, *args)
         if done:
             self.done(request_id)
 
 
+class Background:
+    """The outcome of `ClientSession.background`: `wait()` returns fn's result or raises its error."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """fn's result, or its exception raised here (Busy when it never ran: the daemon stopped).
+
+        Raises:
+            TimeoutError: not done within `timeout`.
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError("background work not done in time")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class StreamSlot:
+    """A live stream's place under the stream caps; `release()` is idempotent."""
+
+    def __init__(self, release: Callable[[], None] | None = None):
+        self._release = release
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            fn, self._release = self._release, None
+        if fn is not None:
+            fn()
+
+
+class ReplyBudget:
+    """Bytes a client without a handshake may be sent: `factor` times the bytes it sent (its
+    replies go to its source address, which a forged request could name: this bounds reflection)."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+        self.received = 0
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def credit(self, nbytes: int) -> None:
+        with self._lock:
+            self.received += nbytes
+
+    def left(self) -> float:
+        with self._lock:
+            return self.factor * self.received - self.sent
+
+    def spend(self, nbytes: int) -> bool:
+        """Take `nbytes` from the budget; False (nothing taken) when they do not fit."""
+        with self._lock:
+            if self.sent + nbytes > self.factor * self.received:
+                return False
+            self.sent += nbytes
+            return True
+
+
+BUDGET_MESSAGE = ("the reply is over the budget of a client without a handshake (10x the bytes it sent); "
+                  "say hello and echo the challenge (docs/osc-protocol.md)")
+
+
 class SessionHost(Protocol):
     """What a Session needs from the daemon that owns it (bridge.daemon.server.BridgeServer)."""
 
-    stats: Any   # .count_error(code)
+    stats: Any   # .count_error(code), .count_drop(reason)
 
     def reply_address(self, session: "Session") -> tuple:
         """Where the session's replies go."""
@@ -118,34 +230,50 @@ class SessionHost(Protocol):
 
 class Session(ClientSession):
     """One OSC client of the daemon, keyed by the (host, port) its requests come from: where its
-    replies go, its serial request queue and its state. Created by the server on the first request."""
+    replies go, its state, its reply budget. Created by the server on the first request.
 
-    def __init__(self, server: SessionHost, key: tuple):
+    Until the client completes the hello handshake (bridge.daemon.server.BridgeServer.hello) its
+    replies go back to its source address, within its `budget`; after it, to the reply port it
+    proved it receives on, and it is a client of its own for scheduling (`client_key`)."""
+
+    def __init__(self, server: SessionHost, key: tuple, budget: ReplyBudget | None = None):
         """Args:
             server: the daemon that owns the session (reply routing, the socket, statistics).
             key: the (host, port) the client's requests come from.
+            budget: the reply budget while no handshake is complete (None: unlimited).
         """
         self.server = server
         self.key = key                       # (host, port) the requests come from
         self.host = key[0]
-        self.reply_port: int | None = None   # set by hello for this exact source
+        self.reply_port: int | None = None   # set when the hello handshake completes
+        self.session_id: str | None = None   # the id the handshake gave (requests may carry it)
+        self.budget = budget
         self.created = time.monotonic()
-        self.last_seen = self.created
+        self.last_seen = self.created        # the last request (for eviction and stream leases)
         self.latent: dict[str, Any] = {}     # model name -> np.ndarray (z,)
         self.state: dict[str, Any] = {}      # free per-op state, namespaced keys
         self.requests = 0
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._pending: deque = deque()
-        self._running = False     # a run_next is scheduled or running
-        self._executing = False   # an item has been taken off the queue and is running
+        self._inflight = 0                   # work items of this session queued or running
         self._closed = False
         self._close_callbacks: list[Callable[["Session"], None]] = []
 
-    # ---- where replies go -------------------------------------------------------------------
+    # ---- identity and where replies go --------------------------------------------------------
+    @property
+    def verified(self) -> bool:
+        """The client completed the hello handshake: its reply port proved it receives."""
+        return self.reply_port is not None
+
+    @property
+    def client_key(self) -> tuple:
+        """The client this session's work is scheduled as: (host, session id) after a handshake,
+        (host, None) before: every source port of a host without a handshake is one client."""
+        return (self.host, self.session_id)
+
     @property
     def reply_address(self) -> tuple:
-        """(host, port) replies go to: the port `hello` registered, else the source address."""
+        """(host, port) replies go to: the verified reply port, else the source address."""
         return self.server.reply_address(self)
 
     @property
@@ -159,21 +287,79 @@ class Session(ClientSession):
         (calls are serialised, so concurrent senders never interleave bytes).
 
         Returns:
-            False if the datagram could not be sent (never raises on network errors: UDP is lossy).
+            False if the datagram could not be sent (never raises on network errors: UDP is lossy)
+            or did not fit the reply budget (counted in stats.dropped.reply_budget).
 
         Raises:
             ValueError: the message does not fit one datagram; TypeError: an argument OSC cannot carry.
         """
+        return self.send_to(None, address, *args)
+
+    def send_to(self, port: int | None, address: str, *args) -> bool:
+        """`send`, to this host's `port` instead of the reply address (the hello challenge); within
+        the reply budget unless the session is verified and `port` is None."""
         data = build_message(address, args)
         if len(data) > MAX_DATAGRAM:
             raise ValueError(f"OSC message of {len(data)} bytes does not fit one UDP datagram")
         with self._send_lock:
-            return self.server.send_datagram(data, self.reply_address)
+            if self.budget is not None and (port is not None or not self.verified) \
+                    and not self.budget.spend(len(data)):
+                self.server.stats.count_drop("reply_budget")
+                return False
+            dest = self.reply_address if port is None else (self.host, port)
+            return self.server.send_datagram(data, dest)
+
+    def can_reply(self, request_id: int, nbytes: int) -> bool:
+        """A reply of `nbytes` fits the budget (always, once verified); else the request is answered
+        too_large with a short message (if even that fits) and False is returned."""
+        if self.budget is None or self.verified or self.budget.left() >= nbytes:
+            return True
+        self.server.stats.count_drop("reply_budget")
+        self.error(request_id, "too_large", BUDGET_MESSAGE)
+        return False
 
     def error(self, request_id: int, code: str, message: str) -> None:
         """Send /bridge/error and count it in the daemon's statistics."""
         self.server.stats.count_error(code)
         super().error(request_id, code, message)
+
+    # ---- background work, streams, leases -----------------------------------------------------
+    def background(self, lane: str, fn: Callable[[], Any]) -> Background:
+        """Queue fn() in `lane` as this client's background work (bridge.daemon.scheduler); it
+        counts against the client's max_queue until it has run.
+
+        Raises:
+            Busy: the client's queue is full, or the daemon is stopping.
+        """
+        submit = getattr(self.server, "submit_background", None)
+        if submit is None:
+            return super().background(lane, fn)
+        handle = Background()
+
+        def run():
+            try:
+                handle.set(fn())
+            except Exception as e:  # noqa: BLE001 - handed to whoever waits
+                handle.set(error=e)
+
+        if not submit(self, lane, run, lambda: handle.set(error=Busy("the daemon is shutting down"))):
+            raise Busy("too many requests queued for this client; wait for replies")
+        return handle
+
+    def open_stream(self, kind: str) -> StreamSlot:
+        """A stream slot under the daemon's caps (Limits.max_streams, max_streams_total).
+
+        Raises:
+            Busy: over a cap.
+        """
+        streams = getattr(self.server, "streams", None)
+        if streams is None:
+            return StreamSlot()
+        return streams.acquire(self.client_key, kind)
+
+    def lease_alive(self, seconds: float) -> bool:
+        """The client sent a request (transport, ping, anything) in the last `seconds`."""
+        return time.monotonic() - self.last_seen <= seconds
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def on_close(self, fn: Callable[["Session"], None]) -> None:
@@ -181,12 +367,11 @@ class Session(ClientSession):
         self._close_callbacks.append(fn)
 
     def close(self) -> None:
-        """Drop the queue and run the on_close callbacks (once; a failing one is logged)."""
+        """Run the on_close callbacks (once; a failing one is logged)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._pending.clear()
         for fn in self._close_callbacks:
             try:
                 fn(self)
@@ -194,55 +379,32 @@ class Session(ClientSession):
                 log.exception("session close callback failed client=%s", self.label)
 
     @property
-    def idle(self) -> bool:
-        """Nothing queued or running for this client (it may be evicted)."""
+    def closed(self) -> bool:
+        return self._closed
+
+    def touch(self) -> None:
+        """A request arrived: the session is in use (eviction order, stream leases)."""
+        self.last_seen = time.monotonic()
+        self.requests += 1
+
+    def begin(self) -> None:
+        """A work item of this session was queued."""
         with self._lock:
-            return not self._running and not self._pending
+            self._inflight += 1
+
+    def end(self) -> None:
+        """A work item of this session ran (or was dropped)."""
+        with self._lock:
+            self._inflight -= 1
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or running for this session (it may be evicted)."""
+        with self._lock:
+            return self._inflight <= 0
 
     @property
     def queued(self) -> int:
-        """Requests waiting or running."""
+        """Work items of this session queued or running."""
         with self._lock:
-            return len(self._pending) + (1 if self._executing else 0)
-
-    # ---- the per-client serial queue (driven by the server) -----------------------------------
-    def enqueue(self, item, limit: int) -> bool | None:
-        """Add a work item. True: the caller must schedule `run_next`; False: a run is already
-        scheduled; None: the queue is full (the request is refused with `busy`)."""
-        with self._lock:
-            if self._closed:
-                return False
-            self.last_seen = time.monotonic()
-            if len(self._pending) + (1 if self._executing else 0) >= limit:
-                return None
-            self._pending.append(item)
-            if self._running:
-                return False
-            self._running = True
-            return True
-
-    def take_pending(self) -> list:
-        """Remove and return the queued (not yet running) items."""
-        with self._lock:
-            items = list(self._pending)
-            self._pending.clear()
-            return items
-
-    def run_next(self, execute: Callable[["Session", Any], None]) -> bool:
-        """Run one queued item (on a worker thread). Returns True if more are waiting: the server
-        then schedules another `run_next` behind other clients' work (round-robin fairness)."""
-        with self._lock:
-            if not self._pending:
-                self._running = False
-                return False
-            item = self._pending.popleft()
-            self._executing = True
-        try:
-            execute(self, item)
-        finally:
-            with self._lock:
-                self._executing = False
-                more = bool(self._pending)
-                if not more:
-                    self._running = False
-        return more
+            return self._inflight

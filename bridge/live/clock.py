@@ -16,6 +16,7 @@ from ..core.errors import LiveError
 from ..core.notes import BEATS_PER_BAR
 
 MAX_TEMPO = 999.0
+MAX_BEAT = 4.0e7          # song positions beyond this (10 million bars) are refused: no clock maths overflows
 POLL_S = 0.05             # schedulers re-check at least this often (transport changes wake them at once)
 
 
@@ -65,8 +66,9 @@ def _number(msg: dict, key: str, default=None):
     v = msg.get(key, default)
     if v is None:
         raise LiveError(f"transport needs {key!r}")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise LiveError(f"transport {key!r} must be a finite number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, int) and abs(v) > 2 ** 64) \
+            or not math.isfinite(v):
+        raise LiveError(f"transport {key!r} must be a finite number, got {v!r}"[:200])
     return float(v)
 
 
@@ -92,8 +94,9 @@ class Transport(Clock):
         num = msg.get("numerator", 4)
         den = msg.get("denominator", 4)
         for k, v in (("numerator", num), ("denominator", den)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
-                raise LiveError(f"transport {k!r} must be an integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)) \
+                    or v != int(v) or not 1 <= v <= 64:
+                raise LiveError(f"transport {k!r} must be an integer 1..64, got {v!r}"[:200])
         if (int(num), int(den)) != (4, 4):
             raise LiveError(f"only 4/4 is supported (the models are trained on 4/4 bars of 16 steps); "
                             f"the song is in {int(num)}/{int(den)}")
@@ -101,6 +104,8 @@ class Transport(Clock):
         if not 0.0 < tempo <= MAX_TEMPO:
             raise LiveError(f"transport tempo must be in (0, {MAX_TEMPO:g}] bpm, got {tempo:g}")
         beat = _number(msg, "beat")
+        if not -MAX_BEAT <= beat <= MAX_BEAT:
+            raise LiveError(f"transport 'beat' must be in -{MAX_BEAT:g}..{MAX_BEAT:g}, got {beat:g}")
         playing = msg.get("playing", True)
         if isinstance(playing, (int, float)) and not isinstance(playing, bool) and playing in (0, 1):
             playing = bool(playing)

@@ -24,14 +24,16 @@ from ..core.errors import BadRequest, BridgeError, LiveError, TooLarge
 from ..core.notes import BEATS_PER_BAR
 from ..daemon.protocol import DONE, SEQ
 from ..daemon.registry import encode_notes, notes_to_rows, on_shutdown, op
+from ..daemon.scales import request_mask
 from ..daemon.session import ClientSession
 from .clock import Clock, Transport
 from .knobs import KNOB_RANGE, KnobMap, LatestOnly, knob_value
-from .morph import DEFAULT_LOOKAHEAD_BARS, MODES, MorphJob
+from .morph import DEFAULT_LOOKAHEAD_BARS, MAX_BAR, MODES, MorphJob
 
 log = logging.getLogger("bridge.live")
 
 STATE_KEY = "live.client"
+MIN_LEASE_S = 2.0          # a stream's lease is never shorter than this (999 bpm: 8 bars are 1.9 s)
 
 
 class LiveClient:
@@ -54,6 +56,23 @@ class LiveClient:
             old, self.morph = self.morph, job
         if old is not None:
             old.cancel()
+        return old
+
+    def forget(self, job: MorphJob) -> None:
+        """A morph ended by itself (done, expired, failed): it is no longer this client's morph."""
+        with self.lock:
+            if self.morph is job:
+                self.morph = None
+
+    def supersede_decoding(self) -> MorphJob | None:
+        """Cancel the running morph if it is still decoding (a new morph is about to replace it):
+        its decode stops at the next step and frees the model for the new one."""
+        with self.lock:
+            old = self.morph
+            if old is None or old.seqs is not None or old.finished.is_set():
+                return None
+            self.morph = None
+        old.cancel()
         return old
 
     def stop_morph(self, morph_id: int | None = None) -> MorphJob | None:
@@ -138,11 +157,28 @@ def op_transport(session, request):
     return live.transport.snapshot()
 
 
-def _endpoint(request, model, key: str) -> np.ndarray:
+def _endpoint(request, model, key: str) -> Callable[[], np.ndarray]:
+    """The field checked now; its latent computed later, in the model's lane (a note list is
+    encoded there, so the handler never waits for the model)."""
     v = request.fields.get(key)
     if isinstance(v, list) and v and not isinstance(v[0], list):
-        return request.z(model, key)                       # a latent vector
-    return encode_notes(model, [request.notes(model, key)])[0]
+        z = request.z(model, key)                          # a latent vector
+        return lambda: z
+    notes = request.notes(model, key)
+    return lambda: encode_notes(model, [notes])[0]
+
+
+def lease_seconds(request, live: LiveClient) -> float:
+    """How long a live stream of this client lives without a request from it: Limits.stream_lease_bars
+    bars at the client's tempo, at least MIN_LEASE_S."""
+    bars = getattr(request.limits, "stream_lease_bars", 8)
+    return max(MIN_LEASE_S, bars * BEATS_PER_BAR * 60.0 / max(live.transport.tempo, 1e-3))
+
+
+def _stream_ended(request, reason: str) -> None:
+    streams = getattr(request.server, "streams", None)
+    if streams is not None and reason in ("expired", "failed"):
+        streams.count_end(reason)
 
 
 @op("morph", serial=False)
@@ -157,23 +193,18 @@ def op_morph(session, request):
     temperature = request.temperature(0.0)
     seed = request.seed()
     method = request.string("method", "slerp", ("slerp", "lerp"))
-    start_bar = request.integer("start_bar", None, 0)
+    start_bar = request.integer("start_bar", None, 0, MAX_BAR)
     lookahead = request.number("lookahead_bars", DEFAULT_LOOKAHEAD_BARS, 1.0, 16.0)
+    mask = request_mask(request, model)     # the song's scale (melody and bass tracks), or None
     if not live.transport.known:
         raise BadRequest("morph needs the song position: send 'transport' {tempo, beat, playing, numerator, "
                          "denominator} first (several times per beat)")
-    za = _endpoint(request, model, "a")
-    zb = _endpoint(request, model, "b")
+    superseded = live.supersede_decoding()
+    end_a = _endpoint(request, model, "a")
+    end_b = _endpoint(request, model, "b")
     rid = request.id
     bar_len = int(model.info["bars"]) * BEATS_PER_BAR
     holder = {}
-
-    def decode(cancelled):
-        zs = latent.interpolate(za, zb, steps, method)
-        if cancelled.is_set():
-            return zs, []
-        seqs = model.decode(zs, temperature=temperature, seed=0 if seed is None else seed)
-        return zs, seqs
 
     def on_step(slot, step, bar, notes, z):
         job = holder["job"]
@@ -183,15 +214,38 @@ def op_morph(session, request):
         HUB.pattern(session, notes, bar, min(bar_len, bars_per_step * BEATS_PER_BAR))
 
     def on_done(reason):
+        holder["slot"].release()
+        job = holder["job"]
+        live.forget(job)
         if reason.startswith("error"):
-            session.fail(rid, holder["job"].error, "morph decode failed")
+            _stream_ended(request, "failed")
+            if not isinstance(job.error, BridgeError):     # a bug: keep the traceback
+                log.error("morph %s of %s failed: %s", job.id, session.label, reason,
+                          exc_info=(type(job.error), job.error, job.error.__traceback__) if job.error else None)
+            session.fail(rid, job.error, "morph failed")
         else:
+            if reason == "expired":
+                _stream_ended(request, "expired")
+                log.info("morph %s of %s ended: its lease expired (no request from the client for %.1f s)",
+                         job.id, session.label, lease_seconds(request, live))
             session.send(DONE, rid)
 
-    job = MorphJob(live.transport, mode, bars_per_step, decode, on_step, on_done,
-                   start_bar=start_bar, lookahead_bars=lookahead)
+    job = MorphJob(live.transport, mode, bars_per_step, lambda cancelled: holder["decode"].wait(), on_step,
+                   on_done, start_bar=start_bar, lookahead_bars=lookahead,
+                   lease=lambda: session.lease_alive(lease_seconds(request, live)))
     holder["job"] = job
-    old = live.replace_morph(job)
+    holder["slot"] = session.open_stream("morph")              # Busy over the stream caps
+
+    def work():   # in the model's lane: stops between decode steps once the morph is cancelled
+        zs = latent.interpolate(end_a(), end_b(), steps, method)
+        return zs, model.decode(zs, temperature=temperature, seed=0 if seed is None else seed,
+                                cancel=job.cancelled, mask=mask)
+    try:
+        holder["decode"] = session.background(model.name, work)   # Busy when the client's queue is full
+    except BaseException:
+        holder["slot"].release()
+        raise
+    old = live.replace_morph(job) or superseded
     job.start()
     return {"morph": job.id, "steps": steps, "mode": mode, "bars_per_step": bars_per_step,
             "replaced": None if old is None else old.id}
@@ -249,31 +303,44 @@ def _live_of(session) -> LiveClient:
 
 def _knob_worker(session, live: LiveClient) -> LatestOnly:
     if live.knob_worker is None:
-        def run(job):
-            model, rid, extra, temperature, seed = job
+        def decode_and_send(model, rid, extra, temperature, seed, mask=None):
             with live.lock:
                 base = session.latent.get(model.name)
                 knobs = dict(live.knobs.get(model.name, {}))
             z = np.asarray(base, dtype=np.float64).copy()
             for name, value in knobs.items():
                 z += KNOB_RANGE * value * direction_vector(model.info, name, model.z_size).astype(np.float64)
+            slot = session.open_stream("knob")                 # Busy over the stream caps
             try:
-                notes = model.decode(z.astype(np.float32)[None], temperature=temperature, seed=seed)[0]
-            except Exception as e:  # noqa: BLE001
-                session.fail(rid, e, "knob decode failed")
-                return
+                # in the model's lane, counted against the client's queue (Busy when it is full)
+                notes = session.background(model.name, lambda: model.decode(
+                    z.astype(np.float32)[None], temperature=temperature, seed=seed, mask=mask)[0]).wait()
+            finally:
+                slot.release()
             clock = HUB.midi.clock() if (session is HUB.hardware and HUB.midi is not None) else live.transport
             bar = clock.next_bar() if clock is not None and clock.known else None
             _send_seq(session, rid, model, notes, 0, 1,
                       dict(extra, bar=bar, knobs={k: round(v, 6) for k, v in knobs.items()}), done=True)
             HUB.pattern(session, notes, bar, int(model.info["bars"]) * BEATS_PER_BAR)
+
+        def run(job):
+            try:
+                decode_and_send(*job)
+            except Exception as e:  # noqa: BLE001 - every failure reaches the client and ends the stream
+                if not isinstance(e, BridgeError):
+                    log.error("knob decode of %s failed", session.label, exc_info=(type(e), e, e.__traceback__))
+                try:
+                    session.fail(job[1], e, "knob decode failed")
+                except Exception:  # noqa: BLE001 - the error reply itself failed: nothing else to do
+                    log.exception("knob error reply failed")
         live.knob_worker = LatestOnly(run, name="knob")
     return live.knob_worker
 
 
 def move_knob(session: ClientSession, model, direction, value: float, request_id: int = 0,
-              temperature: float = 0.0, seed: int | None = 0) -> dict:
+              temperature: float = 0.0, seed: int | None = 0, mask=None) -> dict:
     """Set a knob of `session` and queue a decode (coalesced: only the latest value is decoded).
+    `mask`: the logit mask of a scale (bridge.daemon.scales.request_mask), or None.
 
     Raises:
         DirectionError: no such direction. ModelError: its vector does not fit the model.
@@ -289,20 +356,21 @@ def move_knob(session: ClientSession, model, direction, value: float, request_id
     with live.lock:
         live.knobs.setdefault(model.name, {})[d["name"]] = value
     extra = {"knob": {"direction": d["name"], "index": index, "value": value}}
-    _knob_worker(session, live).submit((model, request_id, extra, temperature, seed))
+    _knob_worker(session, live).submit((model, request_id, extra, temperature, seed, mask))
     return {"direction": d["name"], "index": index, "value": value}
 
 
 @op("knob", serial=False)
 def op_knob(session, request):
-    """knob {model, direction, value, temperature?, seed?} -> {direction, index, value}, then the
-    moved pattern as /bridge/seq + /bridge/done (latest value wins)"""
+    """knob {model, direction, value, temperature?, seed?, scale?} -> {direction, index, value}, then
+    the moved pattern as /bridge/seq + /bridge/done (latest value wins)"""
     model = request.model()
     direction = request.fields.get("direction")
     value = request.fields.get("value")
     temperature = request.temperature(0.0)
     seed = request.seed()
-    return move_knob(session, model, direction, value, request.id, temperature, 0 if seed is None else seed)
+    mask = request_mask(request, model)
+    return move_knob(session, model, direction, value, request.id, temperature, 0 if seed is None else seed, mask)
 
 
 @op("directions", serial=False)

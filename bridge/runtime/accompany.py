@@ -146,7 +146,7 @@ class Accompanist:
         return np.ascontiguousarray(mu, dtype=np.float32)
 
     def accompany(self, melody_notes, temperature: float = 0.0, seed=None, time_signature=None,
-                  velocity: int = 100) -> list[Note]:
+                  velocity: int = 100, mask=None) -> list[Note]:
         """Bass and drums for a melody.
 
         Args:
@@ -155,6 +155,8 @@ class Accompanist:
             seed: an int or a numpy Generator; makes sampling reproducible.
             time_signature: None (taken as 4/4) or (4, 4).
             velocity: of the bass and drum notes.
+            mask: None, or the decode's logit mask (bridge.core.scale.logit_mask: keeps the bass in
+                a scale; the melody is the input's, the drums are never masked).
 
         Returns:
             One note list sorted by (start, track, pitch): track 0 = the input melody note for note,
@@ -171,7 +173,7 @@ class Accompanist:
         if bars > MAX_BARS:
             raise InvalidInput(f"the melody is {bars} bars long; accompany takes at most {MAX_BARS} bars per call")
         z = self.predict_z(self.melody_windows(melody, bars))
-        tokens = model.decode_tokens(z, temperature=temperature, seed=seed)        # (W, steps, 3)
+        tokens = model.decode_tokens(z, temperature=temperature, seed=seed, mask=mask)   # (W, steps, 3)
         end = bars * BEATS_PER_BAR
         win_beats = model.bars * BEATS_PER_BAR
         out = [Note(n.pitch, n.start, n.end, n.velocity, 0, False) for n in melody]

@@ -13,9 +13,19 @@ in one batched `decoder_init` call.
 
 A `Model` is safe to share between threads: calls are serialised by a lock (the buffers are shared).
 This module never imports torch.
+
+Precision of the decoder step (`precision=`): "fp32" runs decoder_step.onnx; "int8" runs the package's
+int8 step (decoder_step.int8.onnx, a drop-in with the same inputs and outputs, written by
+`python -m export_onnx add-int8`) where it has one, else fp32 with a warning; "auto" runs int8 only
+when the package has it, its measured argmax agreement with fp32 is >= INT8_MIN_AGREEMENT (0.98) and
+the provider is the CPU, else fp32. None: the process default (`set_default_precision`, else
+$LATENT_BRIDGE_PRECISION, else "auto"). Each load logs which precision it took and why
+(logger "bridge.runtime.engine"); `Model.precision` / `Model.precision_reason` keep it.
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -26,13 +36,96 @@ import numpy as np
 from ..core import latent
 from ..core.codecs import SequenceCodec
 from ..core.directions import direction_names, direction_vector
-from ..core.errors import ModelError
+from ..core.errors import Cancelled, ModelError
 from ..core.notes import Note
 from .accompany import Accompanist
-from .package import GRAPH_IO, find_model, graph_io, read_manifest, verify_files
+from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_step,
+                      read_manifest, verify_files)
 from .sessions import open_session, ort, pick_providers
 
 MAX_CACHED_BATCH_SIZES = 8
+PRECISIONS = ("fp32", "int8", "auto")
+PRECISION_ENV = "LATENT_BRIDGE_PRECISION"   # the process default when set_default_precision was not called
+log = logging.getLogger(__name__)
+_default_precision: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# precision of the decoder step
+
+def check_precision(precision) -> str:
+    """`precision` if it is one of PRECISIONS.
+
+    Raises:
+        ValueError: anything else, naming the accepted values.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def set_default_precision(precision: str | None) -> None:
+    """The precision `load_model` / `Model` use when given none, for this process (`python -m bridge
+    serve --precision` sets it before the daemon loads its models); None: back to
+    $LATENT_BRIDGE_PRECISION, else "auto".
+
+    Raises:
+        ValueError: not one of PRECISIONS.
+    """
+    global _default_precision
+    _default_precision = None if precision is None else check_precision(precision)
+
+
+def default_precision() -> str:
+    """The precision used when none is given: `set_default_precision`'s, else $LATENT_BRIDGE_PRECISION,
+    else "auto".
+
+    Raises:
+        ValueError: $LATENT_BRIDGE_PRECISION holds something else than fp32, int8 or auto.
+    """
+    if _default_precision is not None:
+        return _default_precision
+    env = os.environ.get(PRECISION_ENV)
+    if env:
+        try:
+            return check_precision(env.strip())
+        except ValueError as e:
+            raise ValueError(f"${PRECISION_ENV}: {e}") from None
+    return "auto"
+
+
+def choose_precision(info: dict, precision: str | None = None, provider: str = "cpu") -> tuple[str, str]:
+    """Which decoder step a package runs at: ("fp32" | "int8", why).
+
+    Args:
+        info: the manifest.
+        precision: "fp32", "int8", "auto" or None (`default_precision()`).
+        provider: "cpu" or "cuda" (the int8 step's dynamic quantisation is a CPU kernel: auto keeps
+            fp32 on CUDA).
+
+    Returns:
+        fp32 for "fp32"; int8 for "int8" when the package has a usable int8 step (bridge.runtime.package.
+        int8_step), whatever its agreement; int8 for "auto" only when, in addition, its agreement is
+        >= INT8_MIN_AGREEMENT and the provider is the CPU. Otherwise fp32, the reason saying why.
+
+    Raises:
+        ValueError: an unknown precision.
+    """
+    asked = check_precision(default_precision() if precision is None else precision)
+    if asked == "fp32":
+        return "fp32", "fp32 asked for"
+    entry, why_not = int8_step(info)
+    if entry is None:
+        return "fp32", f"{asked} asked for; {why_not}"
+    agreement = int8_agreement(entry)
+    measured = "no agreement recorded" if agreement is None else f"argmax agreement {agreement:.4f}"
+    if asked == "int8":
+        return "int8", f"int8 asked for ({measured})"
+    if agreement is None or agreement < INT8_MIN_AGREEMENT:
+        return "fp32", f"auto: the int8 step's {measured} is below the {INT8_MIN_AGREEMENT:.2f} gate"
+    if provider != "cpu":
+        return "fp32", f"auto: int8 ({measured}) runs on the CPU only; the provider is {provider}"
+    return "int8", f"auto: the int8 step's {measured} >= the {INT8_MIN_AGREEMENT:.2f} gate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,12 +209,13 @@ class Model:
 
     Attributes: `info` (model.json), `name`, `kind` (melody | drums | trio), `hierarchical`, `bars`,
     `steps_per_bar`, `num_steps`, `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
-    ("cpu" | "cuda"), `sessions` (role -> onnxruntime session), `attributes` (direction names).
+    ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
+    `precision_reason`, `sessions` (role -> onnxruntime session), `attributes` (direction names).
     Calls are serialised by a lock: one Model may be shared between threads. See docs/architecture.md.
     """
 
     def __init__(self, package_dir, provider: str = "auto", threads: int = 1, io_binding: bool | None = None,
-                 verify: bool = True):
+                 verify: bool = True, precision: str | None = None, step_file=None):
         """Open a package's graphs.
 
         Args:
@@ -130,12 +224,17 @@ class Model:
             threads: onnxruntime intra-op threads per session.
             io_binding: bind the decode loop's buffers to the step graph (default True).
             verify: check every listed file's sha256 first.
+            precision: "fp32", "int8", "auto" or None (the process default); see `choose_precision`.
+            step_file: a drop-in decoder_step graph to run instead (same inputs and outputs; checked
+                like the package's graphs, not hashed): how add-int8 measures a candidate before it
+                enters the package. `precision` is then "file".
 
         Raises:
             ModelError: a bad manifest, a missing or changed file, a graph onnxruntime cannot load
                 or whose inputs and outputs do not fit the manifest.
-            ValueError: an unknown provider name.
+            ValueError: an unknown provider name or precision.
         """
+        check_precision(default_precision() if precision is None else precision)
         self.path = Path(package_dir)
         info = read_manifest(self.path)
         if verify:
@@ -158,13 +257,27 @@ class Model:
         self.cond_size = int(dec["cond_size"])
         providers = pick_providers(provider)
         self.threads = threads
+        if step_file is not None:
+            self.precision, self.precision_reason = "file", f"decoder step from {step_file}"
+        else:
+            on = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+            self.precision, self.precision_reason = choose_precision(info, precision, on)
+            asked = default_precision() if precision is None else precision
+            level = logging.WARNING if asked == "int8" and self.precision != "int8" else logging.INFO
+            log.log(level, "%s: decoder step %s (%s)", self.name, self.precision, self.precision_reason,
+                    extra={"fields": {"model": self.name, "precision": self.precision}})
         self.sessions = {}
         for role, g in info["graphs"].items():
             if role == "conductor" and not self.hierarchical:
                 continue
             if role not in GRAPH_IO:
                 continue
-            self.sessions[role] = open_session(self.path / g["file"], providers, threads)
+            path = self.path / g["file"]
+            if role == "decoder_step" and step_file is not None:
+                path = Path(step_file)
+            elif role == "decoder_step" and self.precision == "int8":
+                path = self.path / int8_step(info)[0]["file"]
+            self.sessions[role] = open_session(path, providers, threads)
         used = self.sessions["decoder_step"].get_providers()
         if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in used:
             warnings.warn("onnxruntime could not start CUDA for this model; running on the CPU",
@@ -205,7 +318,8 @@ class Model:
         return shape[0], shape[2]
 
     def __repr__(self):
-        return f"Model({self.name!r}, kind={self.kind}, bars={self.bars}, z={self.z_size}, provider={self.provider})"
+        return (f"Model({self.name!r}, kind={self.kind}, bars={self.bars}, z={self.z_size}, provider={self.provider}, "
+                f"precision={self.precision})")
 
     # -- attributes ---------------------------------------------------------------------------
     @property
@@ -349,9 +463,12 @@ class Model:
             self._loops.move_to_end(batch)
         return loop
 
-    def _choose(self, loop: _Loop, temperature: float, rng, t: int):
+    def _choose(self, loop: _Loop, temperature: float, rng, t: int, mask=None):
         """Pick the tokens of step t from loop.logits (per-track argmax, or Gumbel-max sampling
-        = a categorical draw from softmax(logits / temperature) per track) and write loop.prev."""
+        = a categorical draw from softmax(logits / temperature) per track) and write loop.prev.
+        `mask` (input_size,), added to the logits first: -inf rules a class out (a scale)."""
+        if mask is not None:
+            np.add(loop.logits, mask, out=loop.logits)
         src = loop.logits
         if temperature > 0.0:
             j = t % loop.noise_steps
@@ -387,19 +504,24 @@ class Model:
         np.copyto(loop.logits, logits)
         loop.host_c, loop.host_h = c, h   # fresh outputs; the runtime owns them
 
-    def decode_tokens(self, z, temperature: float = 0.0, seed=None) -> np.ndarray:
+    def decode_tokens(self, z, temperature: float = 0.0, seed=None, cancel=None, mask=None) -> np.ndarray:
         """Run the decode loop: every row of z is one row of the same batch.
 
         Args:
             z: (B, z) or (z,) finite latent vectors.
             temperature: 0 = per-track argmax; > 0 = a draw from softmax(logits / temperature).
             seed: an int or a numpy Generator; makes sampling reproducible.
+            cancel: a threading.Event (or anything with is_set()); checked before every step: once
+                set, the loop stops and releases the model.
+            mask: None, or an (input_size,) float32 array added to the logits at every step before
+                the choice: -inf rules a class out (bridge.core.scale.logit_mask: a song's scale).
 
         Returns:
             (B, steps, tracks) int64 tokens.
 
         Raises:
             ValueError: a bad z or a negative / non-finite temperature.
+            Cancelled: `cancel` was set before the last step.
         """
         z = self._z(z)
         if temperature < 0 or not np.isfinite(temperature):
@@ -422,21 +544,24 @@ class Model:
             for cond, c, h in bars:
                 loop.load_bar_state(c, h, cond)
                 for s in range(steps):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(f"decode of {self.name} cancelled at step {t} of {self.num_steps}")
                     self._step(loop, s % 2)
-                    self._choose(loop, float(temperature), rng, t)
+                    self._choose(loop, float(temperature), rng, t, mask)
                     t += 1
             return loop.tokens.copy()
 
-    def decode(self, z, temperature: float = 0.0, seed=None, velocity: int = 100) -> list[list[Note]]:
-        """Decode latent vectors to notes: `tokens_to_notes(decode_tokens(z, temperature, seed))`.
+    def decode(self, z, temperature: float = 0.0, seed=None, velocity: int = 100,
+               cancel=None, mask=None) -> list[list[Note]]:
+        """Decode latent vectors to notes: `tokens_to_notes(decode_tokens(z, temperature, seed, cancel))`.
 
         Returns:
             B note lists (one per row of z), every note at `velocity`.
 
         Raises:
-            ValueError: as `decode_tokens`.
+            ValueError, Cancelled: as `decode_tokens`.
         """
-        return self.tokens_to_notes(self.decode_tokens(z, temperature, seed), velocity=velocity)
+        return self.tokens_to_notes(self.decode_tokens(z, temperature, seed, cancel, mask), velocity=velocity)
 
     # -- higher level -------------------------------------------------------------------------
     def sample_z(self, n: int, seed=None) -> np.ndarray:
@@ -554,7 +679,7 @@ class Model:
 
 
 def load_model(name_or_path, provider: str = "auto", models_dirs=None, threads: int = 1,
-               io_binding: bool | None = None, verify: bool = True) -> Model:
+               io_binding: bool | None = None, verify: bool = True, precision: str | None = None) -> Model:
     """Load a model package by name or path.
 
     Args:
@@ -564,6 +689,8 @@ def load_model(name_or_path, provider: str = "auto", models_dirs=None, threads: 
             the CPU with a RuntimeWarning where CUDA is not available).
         models_dirs: extra package directories, searched first.
         threads, io_binding, verify: as `Model`.
+        precision: the decoder step's precision, "fp32", "int8" or "auto" (None: the process default,
+            `default_precision()`); see `choose_precision`.
 
     Returns:
         The Model.
@@ -571,6 +698,7 @@ def load_model(name_or_path, provider: str = "auto", models_dirs=None, threads: 
     Raises:
         ModelError: a missing or broken package (bad manifest, missing file, sha256 mismatch, a
             graph onnxruntime cannot load).
+        ValueError: an unknown provider or precision.
     """
     return Model(find_model(name_or_path, models_dirs), provider=provider, threads=threads,
-                 io_binding=io_binding, verify=verify)
+                 io_binding=io_binding, verify=verify, precision=precision)

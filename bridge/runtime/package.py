@@ -9,10 +9,12 @@ A package is a directory holding `model.json` (the manifest) and the ONNX graphs
         decoder_step.onnx     prev, cond | cond_proj, state_c, state_h -> logits, new_state_c, new_state_h
         conductor.onnx        (hierarchical) z -> embeddings
         surrogate_encoder.onnx  (optional, trio) OPTIONAL_GRAPH_IO: inputs -> mu, sigma
+        decoder_step.int8.onnx  (optional) the step with int8 weights, same inputs/outputs (`int8` section)
 
 `files` maps every file of the package but model.json to its sha256. Reading side: `find_model`,
 `read_manifest` (`parse_manifest` without the checks), `verify_files`, `list_models`. Writing side: `sha256_file`, `record_files`,
-`write_manifest` (atomic), `update_manifest`. See docs/architecture.md, "Model package".
+`write_manifest` (atomic), `update_manifest`. The optional int8 decoder step: `int8_step`,
+`int8_agreement` (INT8_FILE, INT8_MIN_AGREEMENT). See docs/architecture.md, "Model package".
 
 No onnxruntime, no torch: json, hashlib and the codecs only.
 """
@@ -52,6 +54,13 @@ GRAPH_IO_V2 = {
 # graphs a package may add; a runtime that does not use one ignores it
 SURROGATE_ROLE = "surrogate_encoder"
 OPTIONAL_GRAPH_IO = {SURROGATE_ROLE: (("inputs",), ("mu", "sigma"))}
+# an int8 decoder step (export_onnx.int8, `add-int8`): a drop-in for decoder_step.onnx (same inputs and
+# outputs), described by the manifest's `int8` section, not by `graphs` (it is another precision of a
+# role, not a role). INT8_MIN_AGREEMENT: the argmax token agreement with the float decode below which
+# add-int8 refuses it and `precision="auto"` does not use it.
+INT8_KEY = "int8"
+INT8_FILE = "decoder_step.int8.onnx"
+INT8_MIN_AGREEMENT = 0.98
 
 
 def graph_io(info: dict) -> dict:
@@ -289,6 +298,46 @@ def optional_graph(info: dict, role: str) -> dict | None:
     if not isinstance(g, dict) or not isinstance(g.get("file"), str) or g["file"] not in info.get("files", {}):
         raise ModelError(f"model {info.get('name')!r}: graph {role!r} needs a file listed in 'files'")
     return g
+
+
+def int8_agreement(entry: dict) -> float | None:
+    """The agreement an `int8` section vouches for: the lower of `agreement_recon` and
+    `agreement_prior` (None when either is missing or not a number)."""
+    vals = [entry.get("agreement_recon"), entry.get("agreement_prior")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return None
+    return float(min(vals))
+
+
+def int8_step(info: dict) -> tuple[dict | None, str]:
+    """The manifest's int8 decoder step, if the package has a usable one.
+
+    The `int8` section (written by `python -m export_onnx add-int8`): file (INT8_FILE, or null when
+    refused), sha256 (also in `files`), source_sha256 (the sha256 of the decoder_step.onnx it was
+    quantised from), agreement_recon, agreement_prior, n_windows, n_prior, per_channel, min_agreement,
+    usable, reason, ...
+
+    Returns:
+        (the section, "") when it names a file listed in `files` with the same sha256, made from the
+        package's current decoder_step.onnx; else (None, why not) — no section, refused at export, or
+        inconsistent. The agreement gate itself is the runtime's choice (bridge.runtime.engine).
+    """
+    entry = info.get(INT8_KEY)
+    if entry is None:
+        return None, "the package has no int8 decoder step (python -m export_onnx add-int8 adds one)"
+    if not isinstance(entry, dict):
+        return None, "the manifest's int8 section is not an object"
+    fname = entry.get("file")
+    if not fname:
+        return None, f"add-int8 refused it: {entry.get('reason') or 'no file'}"
+    files = info.get("files") or {}
+    if not isinstance(fname, str) or fname not in files or files[fname] != entry.get("sha256"):
+        return None, f"the int8 section names {fname!r}, which is not listed in 'files' with its sha256"
+    step = ((info.get("graphs") or {}).get("decoder_step") or {}).get("file")
+    if entry.get("source_sha256") != files.get(step):
+        return None, (f"{fname} was quantised from another {step} (the package was re-exported): "
+                      "run python -m export_onnx add-int8 again")
+    return entry, ""
 
 
 def list_models(models_dir=None) -> list[dict]:

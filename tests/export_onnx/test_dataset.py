@@ -160,3 +160,73 @@ def test_load_split_errors(tmp_path):
         dataset.load_split(tmp_path, "dev")
     with pytest.raises(FileNotFoundError, match="export_onnx dataset"):
         dataset.load_split(tmp_path, "train")
+
+
+# ---- sharded builds (`dataset --shard-size`) ---------------------------------------------------
+
+def test_cli_sharded_build_equals_the_single_file_build(tmp_path):
+    """Groove (with beat_type), shards of 50 examples: the same arrays, summary and split counts as
+    the npz build; the trainer's memory-mapped view reads the same rows."""
+    (tmp_path / "npz").mkdir()
+    (tmp_path / "sharded").mkdir()
+    _, whole = run_cli(tmp_path / "npz", "drums_2bar", [DATA / "groove"], 24)
+    argv = ["dataset", "--config", "drums_2bar", "--out", str(tmp_path / "sharded" / "drums_2bar"), "--limit", "24",
+            "--no-progress", "--shard-size", "50", "--midi-dir", str(DATA / "groove")]
+    assert main(argv) == 0
+    out = tmp_path / "sharded" / "drums_2bar"
+    a = json.loads((tmp_path / "npz" / "drums_2bar" / "summary.json").read_text())
+    b = json.loads((out / "summary.json").read_text())
+    assert not list(out.glob("*.npz")) and len(list(out.glob("train-*.tokens.npy"))) > 1
+    for s in dataset.SPLITS:
+        sharded = dataset.load_split(out, s)
+        assert sharded.keys() == whole[s].keys() == {"tokens", "song", "start_bar", "beat_type"}
+        for k in sharded:
+            assert sharded[k].dtype == whole[s][k].dtype and np.array_equal(sharded[k], whole[s][k]), (s, k)
+        assert b["splits"][s]["examples"] == a["splits"][s]["examples"]
+        assert b["splits"][s]["fills"] == a["splits"][s]["fills"] and b["splits"][s]["songs"] == a["splits"][s]["songs"]
+    lazy = dataset.load_split(out, "train", mmap=True)["tokens"]
+    assert isinstance(lazy, dataset.ShardedArray)
+    rows = np.random.default_rng(0).permutation(len(lazy))[:64]
+    assert np.array_equal(lazy[rows], whole["train"]["tokens"][rows])
+    assert b["eval_windows_also_in_train"] == a["eval_windows_also_in_train"]
+    assert {k: v for k, v in b.items() if k not in ("splits", "seconds", "shard_size")} == \
+        {k: v for k, v in a.items() if k not in ("splits", "seconds", "shard_size")}
+
+
+def test_window_index_dedupes_like_a_set():
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 4, (120, 8, 1)).astype(np.uint16)
+    pool = base[rng.integers(0, 120, 300)]                      # many repeats
+    seen, index = set(), dataset.WindowIndex(pending=16)       # small: runs are flushed and merged
+    for a in range(0, 300, 23):
+        want, want_idx = dataset.windows.unique_windows(pool[a:a + 23], seen)
+        got, got_idx = index.unique(pool[a:a + 23])
+        assert np.array_equal(got_idx, want_idx) and np.array_equal(got, want)
+    assert len(index) == len(seen) and len(index.runs) > 1
+    keys = index.keys()
+    assert len(keys) == len(np.unique(keys)) == len(seen)
+    assert index.contains(dataset.WindowIndex.digests(pool)).all()
+    assert not index.contains(dataset.WindowIndex.digests(np.full((1, 8, 1), 9, np.uint16))).any()
+
+
+def test_split_writer_replaces_the_other_format(tmp_path):
+    types = {"tokens": (np.uint16, (4, 1)), "song": (np.int32, ())}
+    tok = np.arange(40, dtype=np.uint16).reshape(10, 4, 1)
+    w = dataset.SplitWriter(tmp_path, "train", types)
+    w.add(tokens=tok, song=np.zeros(10))
+    w.close()
+    assert (tmp_path / "train.npz").exists()
+    w = dataset.SplitWriter(tmp_path, "train", types, shard_size=4)
+    for a in range(0, 10, 3):
+        w.add(tokens=tok[a:a + 3], song=np.full(len(tok[a:a + 3]), a))
+    assert not (tmp_path / "train.shards.json").exists()      # the index comes last
+    w.close()
+    assert not (tmp_path / "train.npz").exists() and [s["examples"] for s in w.shards] == [4, 4, 2]
+    got = dataset.load_split(tmp_path, "train", mmap=True)
+    assert np.array_equal(np.asarray(got["tokens"]), tok) and got["tokens"][-1].tolist() == tok[-1].tolist()
+    assert got["song"][[0, 3, 9]].tolist() == [0, 3, 9]
+    w = dataset.SplitWriter(tmp_path, "train", types)        # and back: the shards go
+    w.add(tokens=tok[:2], song=np.zeros(2))
+    w.close()
+    assert not list(tmp_path.glob("train-*")) and not (tmp_path / "train.shards.json").exists()
+    assert len(dataset.load_split(tmp_path, "train")["tokens"]) == 2

@@ -8,6 +8,10 @@
 //   "decode_z": [B][z],                      // optional: argmax decodeTensors(z) -> tokens
 //   "decode_encoded": true,                  // optional: decode the encoded z first, then decode_z
 //   "convert": [NoteSequenceLike, ...],      // optional: dataConverter.toTensor -> tokens
+//   "to_tensor": [NoteSequenceLike, ...],    // optional: dataConverter.toTensor as it is (a drum
+//                                            //   model's encoder input roll, every column)
+//   "encode_sequences": [NoteSequenceLike, ...],  // optional: model.encode (magenta.js's own path:
+//                                            //   toTensor, then the encoder) -> encoded_sequences
 //   "timing": {"reps": n, "z": [B][z], "a": ns, "b": ns, "interp_steps": 8}   // optional
 // }
 // Tokens follow bridge.core.codecs: melody 0 = no event, 1 = note-off, 2.. = pitches; drums = bitmask
@@ -59,7 +63,10 @@ function layout(spec) {
 }
 
 function encoderInput(tokens, lay) {
-  // tokens [B][steps][tracks] -> Tensor3D (B, steps, depth)
+  // tokens [B][steps][tracks] -> Tensor3D (B, steps, depth). A drum model's roll is built here as TF
+  // Magenta's DrumsConverter builds it (the models were trained on that): the "no hit" column set on
+  // the step that has no hit. magenta.js's own DrumsConverter.toTensor sets it one step early
+  // (docs/magenta-js.md); test_import_magenta.py calls that one for real ("to_tensor").
   return tf.tidy(() => {
     const t = tf.tensor3d(tokens, undefined, 'int32');
     if (lay.roll) {
@@ -174,6 +181,19 @@ async function main() {
       for (const like of job.convert) {
         out.converted.push(await convertedTokens(model, noteSequence(like, numSteps), lay));
       }
+    }
+    if (job.to_tensor) {
+      out.to_tensor = [];
+      for (const like of job.to_tensor) {
+        const t = model.dataConverter.toTensor(noteSequence(like, numSteps));
+        out.to_tensor.push(await t.array());
+        t.dispose();
+      }
+    }
+    if (job.encode_sequences) {
+      const z = await model.encode(job.encode_sequences.map((like) => noteSequence(like, numSteps)));
+      out.encoded_sequences = await z.array();
+      z.dispose();
     }
     if (job.timing) {
       const tm = job.timing;

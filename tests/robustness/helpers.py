@@ -37,10 +37,14 @@ def request(op: str, rid: int, fields) -> bytes:
 
 
 class Raw:
-    """A loopback UDP client that sends arbitrary datagrams and collects replies by id."""
+    """A loopback UDP client that sends arbitrary datagrams and collects replies by id. It completes
+    the hello handshake first (handshake=False: a client without one, whose replies are held to
+    the reply budget, 10x the bytes it sent)."""
 
-    def __init__(self, server, timeout: float = 10.0):
+    def __init__(self, server, timeout: float = 10.0, handshake: bool = True):
         self.c = BridgeClient(server.host, server.port, timeout=timeout, hello=False)
+        if handshake:
+            self.c.handshake()
         self.timeout = timeout
         self.next_ping = 2_000_000_000
         self.stray: list = []

@@ -17,7 +17,8 @@ from .helpers import Raw, request
 DOC = Path(__file__).resolve().parents[2] / "docs" / "osc-protocol.md"
 MEL = [[60, 0, 1, 100, 0], [64, 1, 1, 90, 0]]
 SMALL = {"max_request_bytes": 3000, "max_notes": 10, "max_n": 3, "max_steps": 4, "max_palette": 2,
-         "max_queue": 4, "max_temperature": 2.0, "max_amount": 5.0, "max_spread": 1.5}
+         "max_queue": 4, "max_temperature": 2.0, "max_amount": 5.0, "max_spread": 1.5,
+         "max_streams": 2, "max_streams_total": 3, "stream_lease_bars": 4}
 
 
 def test_every_limit_is_documented_with_its_default():

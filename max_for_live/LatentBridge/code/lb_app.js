@@ -14,6 +14,18 @@ var knobsLib = load("lb_knobs");
 var liveLib = load("lb_live");
 
 var MODES = ["once", "loop", "pingpong"];
+var STEPS_PER_BEAT = 4;        // the protocol's grid: sixteenth notes (docs/osc-protocol.md, "Notes")
+var PROTOCOL_BAR_STEPS = 16;   // a model bar when the daemon does not say (models list steps_per_bar)
+
+// The status line for a song whose meter the models cannot play in time.
+function meterMessage(tr) {
+    return "the song is in " + tr.numerator + "/" + tr.denominator + ": the models write 4/4 bars, so Morph, " +
+        "the dials and Accompany need a 4/4 song (Generate and Interpolate still write clips)";
+}
+
+function isFourFour(tr) {
+    return !!tr && Number(tr.numerator) === 4 && Number(tr.denominator) === 4;
+}
 
 function createApp(opts) {
     var live = opts.live;
@@ -28,28 +40,49 @@ function createApp(opts) {
         steps: 5,
         barsPerStep: 1,
         mode: "loop",
-        a: null,                        // {slot} on this device's track
+        scale: false,                   // the Scale toggle: send the song's scale with requests
+        a: null,                        // {slot, id}: a clip on this device's track, by Live API id
         b: null,
         morphRequest: null,             // request id of the running morph
         morphId: null,                  // the daemon's morph job id (from morph's ok reply)
         knobValues: [0, 0, 0, 0, 0, 0, 0, 0],
         knobMap: knobsLib.mapDirections(null),
-        livePair: null,                 // the two slots used for live playback
+        livePair: null,                 // the two live playback clips: [{slot, id}, {slot, id}]
         liveNext: 0,
-        track: null,
-        lastTransport: null
+        lastTransport: null,
+        meterWarned: null               // the signature last reported as unplayable ("6/8"), or null
     };
 
+    // Hellos nobody answers: maybe another program holds the reply port (where the daemon sends
+    // the challenge). Each first-step hello sent while the previous one heard nothing back is
+    // reported to opts.onNoHelloAnswer(count), which may move the device to another port.
+    var unanswered = 0;
+    var heardSinceHello = true;
+    function sendOut(address, args) {
+        if (address === "/bridge/hello" && String(args[1]).indexOf("\"challenge\"") < 0) {
+            if (!heardSinceHello) {
+                unanswered++;
+                if (opts.onNoHelloAnswer) { opts.onNoHelloAnswer(unanswered); }
+            }
+            heardSinceHello = false;
+        }
+        opts.send(address, args);
+    }
+    function receive(address, args) {
+        heardSinceHello = true;
+        return client.handleMessage(address, args);
+    }
     var client = clientLib.createClient({
-        send: opts.send,
+        send: sendOut,
         now: now,
         replyPort: opts.replyPort,
+        token: opts.token || null,      // the daemon's --token secret, if it has one
         log: log,
         onStatus: function (state, info) {
             ui("light", clientLib.STATES[state]);
             ui("status", state + (info ? ": " + info : ""));
         },
-        onConnect: function () { refreshModels(); }
+        onConnect: function () { unanswered = 0; refreshModels(); }
     });
     var scheduler = schedLib.createScheduler({ marginMs: opts.marginMs || 60 });
     var reporter = transportLib.createReporter({});
@@ -61,9 +94,39 @@ function createApp(opts) {
         return function (code, message) { status(what + " failed: " + code + (message ? " - " + message : "")); };
     }
 
+    // This device's track, asked of Live on every use (this_device canonical_parent): a track
+    // inserted or moved before it never redirects a write.
     function track() {
-        if (!s.track) { s.track = live.ownTrack(); }
-        return s.track;
+        return live.ownTrack();
+    }
+
+    // The slot of A or B now. They are held by the clip's Live API id and found again on every
+    // use, so a scene inserted or a clip moved above them does not change which clip they are. A
+    // slot restored from a saved set (ids last one Live session) gets its id at first use.
+    // -1 (and A/B cleared, with a status line) when the clip is no longer on this track.
+    function refSlot(which) {
+        var ref = s[which];
+        if (!ref) { return -1; }
+        var t = track();
+        var slot = -1;
+        if (ref.id) {
+            var loc = live.locateClip(ref.id);
+            if (loc && loc.track === t.index) { slot = loc.slot; }
+        } else if (live.hasClip(t.path, ref.slot)) {
+            ref.id = live.clipId(t.path, ref.slot);
+            slot = ref.slot;
+        }
+        if (slot < 0) {
+            s[which] = null;
+            ui("slot" + which, "-");
+            status("clip " + which.toUpperCase() + " is no longer on this track: select it and press " + which.toUpperCase());
+            return -1;
+        }
+        if (slot !== ref.slot) {
+            ref.slot = slot;
+            ui("slot" + which, slot + 1);
+        }
+        return slot;
     }
 
     function modelInfo(name) {
@@ -119,7 +182,8 @@ function createApp(opts) {
     }
 
     function setParam(name, value) {
-        if (name === "temperature") { s.temperature = Math.max(0, Number(value)); }
+        if (name === "scale") { s.scale = Number(value) !== 0; }
+        else if (name === "temperature") { s.temperature = Math.max(0, Number(value)); }
         else if (name === "steps") { s.steps = Math.max(2, Math.min(32, Math.round(Number(value)))); }
         else if (name === "barsperstep") { s.barsPerStep = Math.max(1, Math.min(16, Math.round(Number(value)))); }
         else if (name === "mode") {
@@ -135,7 +199,7 @@ function createApp(opts) {
         var t = track();
         if (!h || h.track !== t.index) { status("select a clip on this track first"); return false; }
         if (!live.hasClip(t.path, h.slot)) { status("slot " + (h.slot + 1) + " is empty"); return false; }
-        s[which] = { slot: h.slot };
+        s[which] = { slot: h.slot, id: live.clipId(t.path, h.slot) };
         ui("slot" + which, h.slot + 1);
         if (which === "a" && s.model && client.isConnected()) {
             // Encoding A gives the daemon this client's live latent, which the knobs move.
@@ -146,19 +210,25 @@ function createApp(opts) {
     }
 
     function anchorSlot() {
-        if (s.a) { return s.a.slot; }
+        if (s.a) {
+            var a = refSlot("a");
+            if (a >= 0) { return a; }
+        }
         var h = live.highlighted();
         var t = track();
         if (h && h.track === t.index) { return h.slot; }
         return -1;
     }
 
-    // B defaults to the first clip below A.
-    function resolveB() {
-        if (s.b) { return s.b; }
+    // B defaults to the first clip below A (at slot aSlot).
+    function resolveB(aSlot) {
+        if (s.b) {
+            var b = refSlot("b");
+            return b >= 0 ? { slot: b } : null;
+        }
         var t = track();
         var list = live.slots(t.path);
-        for (var i = s.a.slot + 1; i < list.length; i++) {
+        for (var i = aSlot + 1; i < list.length; i++) {
             if (list[i].hasClip && !slotsLib.isLiveClipName(list[i].name)) { return { slot: i }; }
         }
         return null;
@@ -169,8 +239,41 @@ function createApp(opts) {
         return true;
     }
 
+    // Beats in one bar of a model (its steps_per_bar sixteenths; the shipped models: 16 = 4 beats).
+    function modelBarBeats(name) {
+        var info = modelInfo(name);
+        var steps = info && info.steps_per_bar > 0 ? info.steps_per_bar : PROTOCOL_BAR_STEPS;
+        return steps / STEPS_PER_BEAT;
+    }
+
+    // The song's transport now (or the last one read); null when Live cannot be read.
+    function transportNow() {
+        try { return live.transport(); } catch (e) { return s.lastTransport; }
+    }
+
+    // False (with a status line) when the song's meter is not 4/4.
+    function needFourFour() {
+        var tr = transportNow();
+        if (tr && !isFourFour(tr)) { status(meterMessage(tr)); return false; }
+        return true;
+    }
+
+    // payload + the song's scale ({root, intervals}: Live 12's Song.root_note / scale_intervals)
+    // when the Scale toggle is on. null (and a status line) when Scale is on but Live has no scale.
+    function withScale(payload) {
+        if (!s.scale) { return payload; }
+        var sc = null;
+        try { sc = live.scale(); } catch (e) { sc = null; }
+        if (!sc) {
+            status("Scale is on, but Live gives no song scale (Song.root_note / scale_intervals need Live 12)");
+            return null;
+        }
+        payload.scale = sc;
+        return payload;
+    }
+
     function writeSeqInto(trackPath, slot, seq, name, extra) {
-        var o = { lengthBeats: notesLib.seqLengthBeats(seq), name: name };
+        var o = { lengthBeats: notesLib.seqLengthBeats(seq, modelBarBeats(seq.model || s.model)), name: name };
         var k;
         extra = extra || {};
         for (k in extra) { if (extra.hasOwnProperty(k)) { o[k] = extra[k]; } }
@@ -181,7 +284,8 @@ function createApp(opts) {
 
     function generate() {
         if (!needModel()) { return null; }
-        var payload = { model: s.model, n: 1, temperature: s.temperature };
+        var payload = withScale({ model: s.model, n: 1, temperature: s.temperature });
+        if (!payload) { return null; }
         return client.request("sample", payload, {
             seq: function (seq) {
                 var t = track();
@@ -195,11 +299,14 @@ function createApp(opts) {
     }
 
     function readAB() {
-        if (!s.a) { status("set clip A first (select it, press A)"); return null; }
-        var b = resolveB();
-        if (!b) { status("set clip B (select it, press B)"); return null; }
+        var hadA = !!s.a;
+        var aSlot = refSlot("a");
+        if (aSlot < 0) { if (!hadA) { status("set clip A first (select it, press A)"); } return null; }
+        var hadB = !!s.b;
+        var b = resolveB(aSlot);
+        if (!b) { if (!hadB) { status("set clip B (select it, press B)"); } return null; }
         var t = track();
-        return { t: t, a: live.readClip(t.path, s.a.slot), b: live.readClip(t.path, b.slot) };
+        return { t: t, aSlot: aSlot, a: live.readClip(t.path, aSlot), b: live.readClip(t.path, b.slot) };
     }
 
     function interpolate() {
@@ -207,19 +314,24 @@ function createApp(opts) {
         var ab = readAB();
         if (!ab) { return null; }
         var steps = s.steps;
-        var check = slotsLib.emptySlotsBelow(live.slots(ab.t.path), s.a.slot, steps);
+        var check = slotsLib.emptySlotsBelow(live.slots(ab.t.path), ab.aSlot, steps);
         if (!check.ok) { status(check.error); return null; }
-        status("interpolating " + steps + " steps...");
-        return client.request("interpolate", {
+        var payload = withScale({
             model: s.model, a: ab.a.rows, b: ab.b.rows, steps: steps, temperature: s.temperature, method: "slerp"
-        }, {
+        });
+        if (!payload) { return null; }
+        status("interpolating " + steps + " steps...");
+        return client.request("interpolate", payload, {
             done: function (seqs) {
-                // Re-check now: the user may have filled slots while the daemon worked.
-                var pick = slotsLib.emptySlotsBelow(live.slots(ab.t.path), s.a.slot, seqs.length);
+                // Re-check now: the user may have filled slots, or moved A, while the daemon worked.
+                var t2 = track();
+                var a2 = s.a ? refSlot("a") : ab.aSlot;
+                if (a2 < 0) { return; }
+                var pick = slotsLib.emptySlotsBelow(live.slots(t2.path), a2, seqs.length);
                 if (!pick.ok) { status(pick.error); return; }
                 seqs.sort(function (x, y) { return x.index - y.index; });
                 for (var i = 0; i < seqs.length; i++) {
-                    writeSeqInto(ab.t.path, pick.slots[i], seqs[i], "LB interp " + (i + 1) + "/" + seqs.length);
+                    writeSeqInto(t2.path, pick.slots[i], seqs[i], "LB interp " + (i + 1) + "/" + seqs.length);
                 }
                 status("wrote " + seqs.length + " clips to slots " + (pick.slots[0] + 1) + "-" + (pick.slots[pick.slots.length - 1] + 1));
             },
@@ -231,7 +343,32 @@ function createApp(opts) {
         var t = track();
         var pick = slotsLib.liveSlots(live.slots(t.path), anchorSlot());
         if (!pick.ok) { status(pick.error); return null; }
-        s.livePair = pick.slots;
+        s.livePair = [];
+        for (var i = 0; i < pick.slots.length; i++) {
+            s.livePair.push({ slot: pick.slots[i], id: live.clipId(t.path, pick.slots[i]) });
+        }
+        return s.livePair;
+    }
+
+    // The live pair now: clips already written are found again by id (a scene inserted above them
+    // moves them); when one is gone from this track, a new pair is chosen.
+    function livePairNow() {
+        if (!s.livePair) { return ensureLivePair(); }
+        var t = track();
+        var list = null;
+        for (var i = 0; i < s.livePair.length; i++) {
+            var ref = s.livePair[i];
+            if (!ref.id) {
+                // not written yet: held by its slot, which must still be empty (or one of ours)
+                list = list || live.slots(t.path);
+                var sl = list[ref.slot];
+                if (!sl || (sl.hasClip && !slotsLib.isLiveClipName(sl.name))) { return ensureLivePair(); }
+                continue;
+            }
+            var loc = live.locateClip(ref.id);
+            if (!loc || loc.track !== t.index) { return ensureLivePair(); }
+            ref.slot = loc.slot;
+        }
         return s.livePair;
     }
 
@@ -242,16 +379,22 @@ function createApp(opts) {
 
     function morph() {
         if (!needModel()) { return null; }
+        if (!needFourFour()) { return null; }
         var ab = readAB();
         if (!ab) { return null; }
         if (!ensureLivePair()) { return null; }
-        if (s.morphRequest !== null) { stop(); }
-        var tr = s.lastTransport || live.transport();
-        var startBar = schedLib.nextBar(tr.beat) + 1; // one full bar for the first step to arrive
-        var id = client.request("morph", {
+        var payload = withScale({
             model: s.model, a: ab.a.rows, b: ab.b.rows, steps: s.steps, bars_per_step: s.barsPerStep,
-            mode: s.mode, temperature: s.temperature, start_bar: startBar
-        }, {
+            mode: s.mode, temperature: s.temperature
+        });
+        if (!payload) { return null; }
+        if (s.morphRequest !== null) { stop(); }
+        var tr = transportNow();
+        if (!tr) { status("cannot read the song position from Live"); return null; }
+        // one full bar (of the song's real length) for the first step to arrive
+        payload.start_bar = schedLib.nextBar(tr.beat, schedLib.beatsPerBarOf(tr)) + 1;
+        var startBar = payload.start_bar;
+        var id = client.request("morph", payload, {
             stream: true,
             timeoutMs: 600000,
             ok: function (res) { if (s.morphRequest === id && res && typeof res.morph === "number") { s.morphId = res.morph; } },
@@ -287,10 +430,19 @@ function createApp(opts) {
         knobThrottle.push(index, Number(value));
     }
 
+    // A dial value saved with the set: remembered, not sent (nothing to move before A or a morph).
+    function restoreKnob(index, value) {
+        index = Math.round(Number(index));
+        if (index < 0 || index >= knobsLib.KNOB_COUNT || !isFinite(Number(value))) { return; }
+        s.knobValues[index] = Number(value);
+    }
+
     function sendKnob(index, value) {
         var payload = knobsLib.knobPayload(s.model, s.knobMap, index, value);
         if (!payload || !client.isConnected()) { return; }
+        if (!needFourFour()) { return; }
         if (!s.livePair && !ensureLivePair()) { return; }
+        if (!withScale(payload)) { return; }
         client.request("knob", payload, {
             stream: true,
             quiet: true, // the daemon decodes only the latest knob value; older requests get no seq
@@ -310,14 +462,15 @@ function createApp(opts) {
         var model = accompanyModel();
         if (!model) { status("accompany needs a trio model"); return null; }
         var t = track();
-        var src = s.a ? s.a.slot : anchorSlot();
+        var src = anchorSlot();
         if (src < 0) { status("select the melody clip (or set A) first"); return null; }
         var mel = live.readClip(t.path, src);
         var targets = slotsLib.accompanyTargets(live.tracksAt(src), t.index);
         if (!targets.ok) { status(targets.error); return null; }
-        var payload = { model: model, notes: mel.rows, temperature: s.temperature };
-        var tr = null;
-        try { tr = live.transport(); } catch (e) { tr = s.lastTransport; }
+        var tr = transportNow();
+        if (tr && !isFourFour(tr)) { status(meterMessage(tr)); return null; }
+        var payload = withScale({ model: model, notes: mel.rows, temperature: s.temperature });
+        if (!payload) { return null; }
         if (tr && tr.numerator > 0 && tr.denominator > 0) {
             payload.time_signature = [tr.numerator, tr.denominator]; // the daemon refuses anything but 4/4
         }
@@ -336,15 +489,17 @@ function createApp(opts) {
     // Start the next scheduled seq: write it into the idle live slot, fire it with 1-bar launch
     // quantization so Live starts it on the bar line.
     function playItem(item) {
-        var pair = s.livePair || ensureLivePair();
+        var pair = livePairNow();
         if (!pair) { return; }
-        var slot = pair[s.liveNext];
+        var k = s.liveNext;
+        var ref = pair[k];
         s.liveNext = 1 - s.liveNext;
         var t = track();
-        writeSeqInto(t.path, slot, item.seq, slotsLib.LIVE_CLIP_PREFIX + " " + (slot === pair[0] ? "1" : "2"), {
+        writeSeqInto(t.path, ref.slot, item.seq, slotsLib.LIVE_CLIP_PREFIX + " " + (k + 1), {
             replaceLive: true, launchQuantization: liveLib.CLIP_LAUNCH_QUANT_1_BAR, legato: 0
         });
-        live.fire(t.path, slot);
+        if (!ref.id) { ref.id = live.clipId(t.path, ref.slot); }
+        live.fire(t.path, ref.slot);
     }
 
     function tick() {
@@ -353,8 +508,10 @@ function createApp(opts) {
         try { tr = live.transport(); } catch (e) { tr = null; }
         if (tr) {
             s.lastTransport = tr;
+            checkMeter(tr);
             var p = reporter.update(tr, now());
-            if (p && client.isConnected()) { client.request("transport", p, {}); }
+            // the daemon serves 4/4 only: in another meter nothing is reported (the status says why)
+            if (p && client.isConnected() && isFourFour(tr)) { client.request("transport", p, {}); }
         }
         var due = knobThrottle.due(now());
         for (var i = 0; i < due.length; i++) { sendKnob(due[i].knob, due[i].value); }
@@ -371,14 +528,41 @@ function createApp(opts) {
         }
     }
 
+    // A change of the song's meter: away from 4/4, a running morph stops and the status says why;
+    // back to 4/4, the status says so.
+    function checkMeter(tr) {
+        if (!(tr.numerator > 0 && tr.denominator > 0)) { return; }
+        var sig = tr.numerator + "/" + tr.denominator;
+        if (!isFourFour(tr)) {
+            if (s.meterWarned !== sig) {
+                s.meterWarned = sig;
+                if (s.morphRequest !== null) { stop(); }
+                scheduler.clear();
+                status(meterMessage(tr));
+            }
+        } else if (s.meterWarned !== null) {
+            s.meterWarned = null;
+            status("the song is in 4/4 again");
+        }
+    }
+
     function start() {
+        if (live.observeSong) { live.observeSong(); }   // tempo, play state, meter by LiveAPI callbacks
         client.start();
+    }
+
+    // Where A or B is now, for saving with the set (a slot index: ids do not outlive the session).
+    function savedSlot(ref) {
+        if (!ref) { return null; }
+        var loc = null;
+        if (ref.id) { try { loc = live.locateClip(ref.id); } catch (e) { loc = null; } }
+        return loc ? loc.slot : ref.slot;
     }
 
     function state() {
         return {
             model: s.model, temperature: s.temperature, steps: s.steps, barsPerStep: s.barsPerStep, mode: s.mode,
-            a: s.a ? s.a.slot : null, b: s.b ? s.b.slot : null, knobs: s.knobValues.slice(0)
+            scale: s.scale, a: savedSlot(s.a), b: savedSlot(s.b), knobs: s.knobValues.slice(0)
         };
     }
 
@@ -393,7 +577,7 @@ function createApp(opts) {
     return {
         start: start,
         tick: tick,
-        handleMessage: client.handleMessage,
+        handleMessage: receive,
         reconnect: client.reconnect,
         setReplyPort: client.setReplyPort,
         setModel: setModel,
@@ -405,6 +589,7 @@ function createApp(opts) {
         morph: morph,
         stop: stop,
         knob: knob,
+        restoreKnob: restoreKnob,
         accompany: accompany,
         state: state,
         restore: restore,

@@ -6,9 +6,11 @@
 //
 // Protocol: request /bridge/<op> (int32 id, string json). Replies: /bridge/ok id json,
 // /bridge/seq id index count json, /bridge/done id, /bridge/error id code message.
-// Connection: hello {"reply_port"} -> ok => connected; pings keep it alive; missed pings =>
-// disconnected, pending requests fail with code "disconnected", hello is retried with backoff.
-// ES5 only (Max `js`).
+// Connection: the hello handshake (protocol 1.1): hello {"reply_port"} -> ok {"challenge"} arrives
+// on the reply port -> hello {"reply_port", "challenge"} -> ok => connected (a 1.0 daemon answers
+// the first hello directly). Pings keep it alive; missed pings => disconnected, pending requests
+// fail with code "disconnected", hello is retried with backoff. opts.token: the daemon's shared
+// secret (`serve --token`), added to every request. ES5 only (Max `js`).
 
 var STATES = { disconnected: 0, connecting: 1, connected: 2 };
 
@@ -74,7 +76,14 @@ function createClient(opts) {
 
     function rawSend(op, id, payload) {
         stats.sent++;
-        cfg.send("/bridge/" + op, [id, JSON.stringify(payload || {})]);
+        payload = payload || {};
+        if (cfg.token) {
+            var withToken = {};
+            for (var k in payload) { if (payload.hasOwnProperty(k)) { withToken[k] = payload[k]; } }
+            withToken.token = cfg.token;
+            payload = withToken;
+        }
+        cfg.send("/bridge/" + op, [id, JSON.stringify(payload)]);
     }
 
     function timeoutFor(op, handlers) {
@@ -120,11 +129,18 @@ function createClient(opts) {
         }
     }
 
-    function sendHello() {
+    // hello; with `challenge` the second half of the handshake (the challenge came to the reply port)
+    function sendHello(challenge) {
         helloSentAt = now();
-        helloId = request("hello", { reply_port: cfg.replyPort }, {
+        var payload = { reply_port: cfg.replyPort };
+        if (challenge !== undefined) { payload.challenge = challenge; }
+        helloId = request("hello", payload, {
             ok: function (res) {
                 helloId = null;
+                if (res && typeof res.challenge === "string" && challenge === undefined) {
+                    sendHello(res.challenge);   // echo it: proves the reply port receives
+                    return;
+                }
                 attempts = 0;
                 missed = 0;
                 pingId = null;
@@ -309,7 +325,8 @@ function createClient(opts) {
         isConnected: function () { return state === "connected"; },
         pendingCount: pendingCount,
         stats: function () { return stats; },
-        setReplyPort: function (p) { cfg.replyPort = p; }
+        setReplyPort: function (p) { cfg.replyPort = p; },
+        setToken: function (t) { cfg.token = t || null; }
     };
 }
 

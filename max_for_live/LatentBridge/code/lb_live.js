@@ -67,6 +67,21 @@ function createLive(LiveAPIClass) {
         return { track: Number(m[1]), slot: Number(m[2]), trackPath: "live_set tracks " + m[1] };
     }
 
+    // The Live API id of the clip in a slot (0: none). Ids stay with the clip while it moves.
+    function clipId(trackPath, slot) {
+        var c = api(trackPath + " clip_slots " + slot + " clip");
+        return exists(c) ? Number(c.id) : 0;
+    }
+
+    // Where the clip with this id is now: {track, slot}, or null when it is gone.
+    function locateClip(id) {
+        if (!(Number(id) > 0)) { return null; }
+        var c = api("id " + Number(id));
+        if (!exists(c)) { return null; }
+        var m = /^live_set tracks (\d+) clip_slots (\d+) clip$/.exec(pathOf(c));
+        return m ? { track: Number(m[1]), slot: Number(m[2]) } : null;
+    }
+
     function hasClip(trackPath, slot) {
         return num(api(trackPath + " clip_slots " + slot), "has_clip") === 1;
     }
@@ -83,8 +98,16 @@ function createLive(LiveAPIClass) {
         return { rows: rows, lengthBeats: end - start, name: str(c, "name") };
     }
 
+    // Set a clip property only when it differs: a read is free, every set is an undo step in Live.
+    function setIfChanged(c, prop, value) {
+        if (num(c, prop) !== Number(value)) { c.set(prop, value); }
+    }
+
     // Write Live note objects into a slot. An occupied slot is only rewritten when it holds one
     // of this device's live clips and opts.replaceLive is set; anything else throws.
+    // Edits (each one an undo step in Live): a rewrite of a live clip whose length, name and
+    // launch settings are unchanged is remove_notes_extended + add_new_notes only; the first write
+    // into a slot also makes create_clip and sets the name and launch settings once.
     function writeClip(trackPath, slot, liveNotes, opts) {
         opts = opts || {};
         var length = opts.lengthBeats > 0 ? opts.lengthBeats : 4;
@@ -99,8 +122,8 @@ function createLive(LiveAPIClass) {
             }
             var oldEnd = Math.max(num(c, "loop_end"), num(c, "end_marker"), length);
             c.call("remove_notes_extended", 0, 128, 0, oldEnd + 1);
-            c.set("loop_end", length);
-            c.set("end_marker", length);
+            setIfChanged(c, "loop_end", length);
+            setIfChanged(c, "end_marker", length);
         } else {
             s.call("create_clip", length);
             c = api(clipPath);
@@ -108,10 +131,10 @@ function createLive(LiveAPIClass) {
         if (liveNotes.length) {
             c.call("add_new_notes", { notes: liveNotes });
         }
-        c.set("looping", 1);
-        if (opts.name) { c.set("name", opts.name); }
-        if (opts.launchQuantization !== undefined) { c.set("launch_quantization", opts.launchQuantization); }
-        if (opts.legato !== undefined) { c.set("legato", opts.legato); }
+        setIfChanged(c, "looping", 1);
+        if (opts.name && str(c, "name") !== opts.name) { c.set("name", opts.name); }
+        if (opts.launchQuantization !== undefined) { setIfChanged(c, "launch_quantization", opts.launchQuantization); }
+        if (opts.legato !== undefined) { setIfChanged(c, "legato", opts.legato); }
         return clipPath;
     }
 
@@ -119,15 +142,66 @@ function createLive(LiveAPIClass) {
         api(trackPath + " clip_slots " + slot).call("fire");
     }
 
+    // The transport. Tempo, play state and signature come from observers (LiveAPI callbacks,
+    // started by observeSong): Live calls them when a value changes. Only the song position is
+    // read per call, on one LiveAPI object kept for it: no new object and one get per tick.
+    var songApi = null;
+    var observed = null;     // {tempo, is_playing, signature_numerator, signature_denominator}
+    var observers = [];
+    var OBSERVED = ["tempo", "is_playing", "signature_numerator", "signature_denominator"];
+
+    function onObserved(args) {
+        var a = args && typeof args === "object" && typeof args.length === "number" ? args : arguments;
+        if (observed && a.length >= 2 && OBSERVED.indexOf(String(a[0])) >= 0) { observed[String(a[0])] = Number(a[1]); }
+    }
+
+    function observeSong() {
+        if (observed) { return; }
+        songApi = api("live_set");
+        observed = {};
+        for (var i = 0; i < OBSERVED.length; i++) {
+            observed[OBSERVED[i]] = num(songApi, OBSERVED[i]);     // the value now; later ones by callback
+            var o = new LiveAPIClass(onObserved, "live_set");
+            o.property = OBSERVED[i];
+            observers.push(o);
+        }
+    }
+
     function transport() {
-        var song = api("live_set");
+        if (!observed) {
+            var song = api("live_set");
+            return {
+                beat: num(song, "current_song_time"),
+                tempo: num(song, "tempo"),
+                playing: num(song, "is_playing") === 1,
+                numerator: num(song, "signature_numerator"),
+                denominator: num(song, "signature_denominator")
+            };
+        }
         return {
-            beat: num(song, "current_song_time"),
-            tempo: num(song, "tempo"),
-            playing: num(song, "is_playing") === 1,
-            numerator: num(song, "signature_numerator"),
-            denominator: num(song, "signature_denominator")
+            beat: num(songApi, "current_song_time"),
+            tempo: observed.tempo,
+            playing: observed.is_playing === 1,
+            numerator: observed.signature_numerator,
+            denominator: observed.signature_denominator
         };
+    }
+
+    // The song's scale (Live 12: Song.root_note 0..11, Song.scale_intervals, semitones from the root):
+    // {root, intervals} or null when this Live has none (Live 11) or the values make no scale.
+    function scale() {
+        var song = api("live_set");
+        var root = num(song, "root_note");
+        var raw = song.get("scale_intervals");
+        var list = raw && typeof raw === "object" && typeof raw.length === "number" ? raw : [raw];
+        var intervals = [];
+        for (var i = 0; i < list.length; i++) {
+            var v = Number(list[i]);
+            if (isFinite(v) && Math.floor(v) === v && v >= 0 && v <= 11 && intervals.indexOf(v) < 0) { intervals.push(v); }
+        }
+        if (!(root >= 0 && root <= 11 && Math.floor(root) === root) || !intervals.length) { return null; }
+        intervals.sort(function (a, b) { return a - b; });
+        return { root: root, intervals: intervals };
     }
 
     // For accompany: every track with its MIDI-ness and whether its slot at `scene` is taken.
@@ -159,10 +233,14 @@ function createLive(LiveAPIClass) {
         slots: slots,
         highlighted: highlighted,
         hasClip: hasClip,
+        clipId: clipId,
+        locateClip: locateClip,
         readClip: readClip,
         writeClip: writeClip,
         fire: fire,
         transport: transport,
+        observeSong: observeSong,
+        scale: scale,
         tracksAt: tracksAt,
         deviceId: deviceId
     };

@@ -5,8 +5,9 @@
 // The latent-bridge OSC protocol uses rows
 //   [pitch, start_beat, duration_beats, velocity, track]
 // ES5 only: this file is loaded by Max's classic `js` object (require) and by Node.
-
-var BEATS_PER_BAR = 4;
+//
+// Times are in beats (quarter notes). A bar's length is not assumed here: callers pass it (the
+// model's bar for generated sequences, see lb_app.js).
 
 function isFiniteNumber(v) {
     return typeof v === "number" && isFinite(v);
@@ -115,21 +116,23 @@ function tracksOf(rows) {
     return list;
 }
 
-// Length in beats a clip for this seq needs: the model's bars when given, else whole bars
-// covering the last note end (at least one bar).
-function seqLengthBeats(seq) {
+// Length in beats a clip for this seq needs: seq.bars bars of beatsPerBar beats when the seq says
+// how many bars it has, else whole bars covering the last note end (at least one bar).
+function seqLengthBeats(seq, beatsPerBar) {
+    if (!(isFiniteNumber(beatsPerBar) && beatsPerBar > 0)) {
+        throw new Error("seqLengthBeats needs the bar length in beats, got " + beatsPerBar);
+    }
     if (seq && isFiniteNumber(seq.bars) && seq.bars > 0) {
-        return seq.bars * BEATS_PER_BAR;
+        return seq.bars * beatsPerBar;
     }
     var end = 0;
     var notes = (seq && seq.notes) || [];
     for (var i = 0; i < notes.length; i++) {
         if (validRow(notes[i])) { end = Math.max(end, notes[i][1] + notes[i][2]); }
     }
-    return Math.max(1, Math.ceil(end / BEATS_PER_BAR - 1e-9)) * BEATS_PER_BAR;
+    return Math.max(1, Math.ceil(end / beatsPerBar - 1e-9)) * beatsPerBar;
 }
 
-exports.BEATS_PER_BAR = BEATS_PER_BAR;
 exports.parseLiveNotes = parseLiveNotes;
 exports.liveToRows = liveToRows;
 exports.rowsToLive = rowsToLive;

@@ -145,7 +145,7 @@
 				"box": {
 					"id": "obj-6",
 					"maxclass": "newobj",
-					"text": "udpreceive 17400",
+					"text": "udpreceive 17400 @defer 1",
 					"numinlets": 1,
 					"numoutlets": 1,
 					"outlettype": [
@@ -154,7 +154,7 @@
 					"patching_rect": [
 						260,
 						60,
-						110,
+						140,
 						20
 					]
 				}
@@ -501,10 +501,11 @@
 							"parameter_shortname": "A",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "A"
@@ -561,10 +562,11 @@
 							"parameter_shortname": "B",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "B"
@@ -621,10 +623,11 @@
 							"parameter_shortname": "Generate",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Generate"
@@ -681,10 +684,11 @@
 							"parameter_shortname": "Interpolate",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Interpolate"
@@ -741,10 +745,11 @@
 							"parameter_shortname": "Morph",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Morph"
@@ -801,10 +806,11 @@
 							"parameter_shortname": "Stop",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Stop"
@@ -861,10 +867,11 @@
 							"parameter_shortname": "Accompany",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Accompany"
@@ -921,10 +928,11 @@
 							"parameter_shortname": "Reconnect",
 							"parameter_type": 2,
 							"parameter_enum": [
-								"val1",
-								"val2"
+								"off",
+								"on"
 							],
-							"parameter_mmax": 1
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
 						}
 					},
 					"varname": "Reconnect"
@@ -2036,6 +2044,72 @@
 					],
 					"varname": "lb_label8"
 				}
+			},
+			{
+				"box": {
+					"id": "obj-78",
+					"maxclass": "live.text",
+					"text": "Scale",
+					"texton": "Scale",
+					"mode": 1,
+					"annotation": "Keep melody and bass notes in the song's scale (Live 12's Scale: root and scale of the Live set).",
+					"annotation_name": "Scale",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						20,
+						460,
+						44,
+						16
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						336,
+						60,
+						40,
+						15
+					],
+					"parameter_enable": 1,
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_longname": "Scale",
+							"parameter_shortname": "Scale",
+							"parameter_type": 2,
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_mmax": 1,
+							"parameter_initial": [
+								0
+							],
+							"parameter_initial_enable": 1
+						}
+					},
+					"varname": "Scale"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-79",
+					"maxclass": "newobj",
+					"text": "prepend param scale",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						20,
+						484,
+						110,
+						20
+					]
+				}
 			}
 		],
 		"lines": [
@@ -2782,6 +2856,30 @@
 						0
 					]
 				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-78",
+						0
+					],
+					"destination": [
+						"obj-79",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-79",
+						0
+					],
+					"destination": [
+						"obj-7",
+						0
+					]
+				}
 			}
 		],
 		"parameters": {
@@ -2893,6 +2991,11 @@
 			"obj-75": [
 				"Knob 8",
 				"Knob 8",
+				0
+			],
+			"obj-78": [
+				"Scale",
+				"Scale",
 				0
 			],
 			"inherited_shortname": 1

@@ -29,6 +29,33 @@ test("hello carries the reply port; ok => connected; request ids are distinct in
   ids.forEach((id) => assert.ok(Number.isInteger(id) && id > 0 && id < 2 ** 31));
 });
 
+test("hello handshake: the challenge that came to the reply port is echoed; then connected", () => {
+  const h = harness();
+  h.client.start();
+  const first = h.last("hello");
+  assert.deepEqual(first.json, { reply_port: 17442 });
+  h.client.handleMessage("/bridge/ok", [first.id, JSON.stringify({ challenge: "0123abcd0123abcd", reply_to: "127.0.0.1:17442" })]);
+  assert.equal(h.client.state(), "connecting");             // not yet: the daemon has not bound the port
+  const second = h.last("hello");
+  assert.notEqual(second.id, first.id);
+  assert.deepEqual(second.json, { reply_port: 17442, challenge: "0123abcd0123abcd" });
+  h.client.handleMessage("/bridge/ok", [second.id, JSON.stringify({ protocol: "1.1", session: "s" })]);
+  assert.equal(h.client.state(), "connected");
+  assert.equal(h.sent.filter((m) => m.address === "/bridge/hello").length, 2);
+});
+
+test("token: every request carries the daemon's shared secret", () => {
+  const h = harness({ token: "correct-horse-battery" });
+  h.client.start();
+  assert.equal(h.last("hello").json.token, "correct-horse-battery");
+  h.client.handleMessage("/bridge/ok", [h.last("hello").id, "{}"]);
+  h.client.request("stats", { x: 1 }, {});
+  assert.deepEqual(h.last("stats").json, { x: 1, token: "correct-horse-battery" });
+  h.client.setToken(null);
+  h.client.request("stats", {}, {});
+  assert.deepEqual(h.last("stats").json, {});
+});
+
 test("seq / done / error replies reach the right request; parts are merged", () => {
   const h = harness();
   h.client.start();
@@ -101,16 +128,22 @@ test("reconnect: missed pings => disconnected (light red), pending fail, hello r
   assert.equal(h.client.state(), "disconnected");
   assert.equal(h.client.stateCode(), 0);
   assert.equal(failed, "disconnected");
-  // hello retries with growing gaps while nobody answers
+  // hello retries while nobody answers: the first after backoffMs[0], then each one helloTimeoutMs
+  // (unanswered) plus the next backoff step, growing 500 -> 1000 -> 2000 and staying at the last
+  const downAt = h.c.t;
   const helloTimes = [];
   let seen = h.sent.length;
-  for (let t = 0; t < 12000; t += 50) {
+  for (let t = 0; t < 14000; t += 50) {
     h.c.advance(50); h.client.tick();
     for (; seen < h.sent.length; seen++) if (h.sent[seen].address === "/bridge/hello") helloTimes.push(h.c.t);
   }
-  assert.ok(helloTimes.length >= 3, `hellos: ${helloTimes.length}`);
+  const near = (got, want, what) => assert.ok(Math.abs(got - want) <= 100, `${what}: ${got} ms, want ${want} ms (hellos at ${helloTimes.map((t) => t - downAt)})`);
+  assert.ok(helloTimes.length >= 4, `hellos: ${helloTimes.length}`);
+  near(helloTimes[0] - downAt, 500, "first retry after the disconnect");
   const gaps = helloTimes.slice(1).map((t, i) => t - helloTimes[i]);
-  for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1], `backoff gaps ${gaps}`);
+  const want = [1000 + 1000, 1000 + 2000, 1000 + 2000];          // hello timeout + backoff step
+  want.forEach((w, i) => near(gaps[i], w, `gap ${i + 1} between hellos`));
+  assert.ok(gaps[1] - gaps[0] >= 900, `the backoff grows: gaps ${gaps}`);
   // daemon back: the next hello is answered
   const before = h.sent.length;
   while (!h.sent.slice(before).some((m) => m.address === "/bridge/hello")) { h.c.advance(50); h.client.tick(); }

@@ -21,6 +21,7 @@ function setup(layout, extra = {}) {
   const c = clock();
   const live = createLiveSet(Object.assign({ tracks: [{ name: "Lead", slots: layout }], highlighted: { track: 0, slot: 0 } }, extra));
   const requests = [];
+  const transports = [];
   const ui = [];
   let app;
   const reply = (address, args) => app.handleMessage(address, args);
@@ -34,12 +35,13 @@ function setup(layout, extra = {}) {
       if (op === "hello") return reply("/bridge/ok", [id, "{}"]);
       if (op === "models") return reply("/bridge/ok", [id, JSON.stringify(MODELS)]);
       if (op === "directions") return reply("/bridge/ok", [id, JSON.stringify({ directions: [{ index: 0, name: "density" }, { index: 1, name: "register" }] })]);
+      if (op === "transport") transports.push(payload);
       if (op === "transport" || op === "encode") return reply("/bridge/ok", [id, "{}"]);
       requests.push({ op, id, payload });
     },
   });
   app.start();
-  return { c, live, app, requests, ui, reply, status: () => ui.filter((u) => u[0] === "status").map((u) => u[1]) };
+  return { c, live, app, requests, transports, ui, reply, status: () => ui.filter((u) => u[0] === "status").map((u) => u[1]) };
 }
 
 const seq = (index, notes, extra = {}) => JSON.stringify(Object.assign({ model: "mel_2bar", index, bars: 2, notes }, extra));
@@ -147,11 +149,15 @@ test("morph: transport is reported, seqs are fired one bar ahead into alternatin
   assert.equal(slots[2].name, "LB live 1");
   assert.equal(slots[2].launch_quantization, 5);
   assert.deepEqual(slots[3].notes.map((n) => n.pitch), [62]);
-  // a third seq reuses slot 2: old notes removed, new written
+  // a third seq reuses slot 2: old notes removed, new written -- and nothing else is edited
+  const before = h.live.set.calls.length;
   h.reply("/bridge/seq", [req.id, 2, 3, seq(2, [[65, 0, 1, 100, 0]], { bar: 5, step: 2 })]);
   for (let beat = 16; beat < 20; beat += 0.1) { h.live.set.song.current_song_time = beat; h.c.advance(50); h.app.tick(); }
   assert.deepEqual(slots[2].notes.map((n) => n.pitch), [65]);
   assert.deepEqual(fired, [2, 3, 2]);
+  const edits = h.live.set.calls.slice(before).filter((c) => c[0] === "set" || (c[0] === "call" && c[2] !== "get_notes_extended"))
+    .map((c) => (c[0] === "set" ? "set " + c[2] : c[2]));
+  assert.deepEqual(edits, ["remove_notes_extended", "add_new_notes", "fire"], "a morph step edits the notes only (2 undo steps) and fires");
   h.app.stop();
   const stop = h.requests.find((r) => r.op === "stop");
   assert.deepEqual(stop.payload, { morph: 11 });
@@ -198,4 +204,153 @@ test("accompany writes bass and drums next to the melody clip, never over existi
   assert.equal(t[2].slots[0].name, "LB bass");
   assert.deepEqual(t[3].slots[0].notes.map((n) => n.pitch), [36, 38]);  // drums on "Drums"
   assert.equal(t[3].slots[0].loop_end, 64);
+});
+
+test("a song not in 4/4: Morph and the dials refuse with a clear status; nothing is scheduled on wrong bars", () => {
+  const h = setup([clipA, clipB, null, null, null]);
+  h.live.set.song.is_playing = 1;
+  h.live.set.song.signature_numerator = 3;
+  h.live.set.song.current_song_time = 2.0;
+  h.c.advance(50);
+  h.app.tick();
+  assert.match(h.status().pop(), /the song is in 3\/4: the models write 4\/4 bars/);
+  h.app.captureA();
+  assert.equal(h.app.morph(), null);
+  assert.match(h.status().pop(), /song is in 3\/4/);
+  assert.equal(h.requests.filter((r) => r.op === "morph").length, 0);
+  h.app.knob(0, 0.5);
+  h.c.advance(200);
+  h.app.tick();
+  assert.equal(h.requests.filter((r) => r.op === "knob").length, 0);
+  assert.equal(h.app.accompany(), null);
+  assert.equal(h.requests.filter((r) => r.op === "accompany").length, 0);
+  // Generate still writes a clip: the model's 2 bars of 4 beats (8 beats), not 2 bars of 3
+  h.app.generate();
+  const req = h.requests.find((r) => r.op === "sample");
+  h.reply("/bridge/seq", [req.id, 0, 1, seq(0, [[67, 0, 1, 100, 0]])]);
+  h.reply("/bridge/done", [req.id]);
+  assert.equal(h.live.set.tracks[0].slots[2].loop_end, 8);
+  // back in 4/4 the status says so
+  h.live.set.song.signature_numerator = 4;
+  h.c.advance(50);
+  h.app.tick();
+  assert.match(h.status().pop(), /4\/4 again/);
+});
+
+test("the meter changing to 6/8 during a morph stops it; the morph's start bar uses the real bar length", () => {
+  const h = setup([clipA, clipB, null, null, null]);
+  h.live.set.song.is_playing = 1;
+  h.live.set.song.current_song_time = 5.0; // bar 1 of 4/4
+  h.app.tick();
+  h.app.captureA();
+  h.app.morph();
+  const req = h.requests.find((r) => r.op === "morph");
+  assert.equal(req.payload.start_bar, 3);
+  h.reply("/bridge/ok", [req.id, JSON.stringify({ morph: 4 })]);
+  h.reply("/bridge/seq", [req.id, 0, 3, seq(0, [[60, 0, 1, 100, 0]], { bar: 3, step: 0 })]);
+  assert.equal(h.app.scheduler.size(), 1);
+  h.live.set.song.signature_numerator = 6;
+  h.live.set.song.signature_denominator = 8;
+  h.c.advance(50);
+  h.app.tick();
+  assert.deepEqual(h.requests.find((r) => r.op === "stop").payload, { morph: 4 });
+  assert.equal(h.app.scheduler.size(), 0);
+  assert.match(h.status().pop(), /the song is in 6\/8/);
+});
+
+test("Scale on: sample, interpolate, morph, knob and accompany carry the song's scale; off: none do", () => {
+  const tracks = [{ name: "Lead", slots: [clipA, clipB, null, null, null, null, null] }, { name: "Bass", slots: [null] }, { name: "Drums", slots: [null] }];
+  for (const on of [true, false]) {
+    const h = setup(null, { tracks, song: { root_note: 9, scale_intervals: [0, 2, 3, 5, 7, 8, 10] } });
+    h.live.set.song.is_playing = 1;
+    h.app.tick();
+    h.app.setParam("scale", on ? 1 : 0);
+    h.app.captureA();
+    h.app.generate();
+    h.app.interpolate();
+    h.app.morph();
+    h.app.accompany();
+    h.app.knob(0, 0.2);
+    h.c.advance(200);
+    h.app.tick();
+    const ops = ["sample", "interpolate", "morph", "accompany", "knob"];
+    for (const op of ops) {
+      const r = h.requests.find((x) => x.op === op);
+      assert.ok(r, `${op} was sent`);
+      if (on) assert.deepEqual(r.payload.scale, { root: 9, intervals: [0, 2, 3, 5, 7, 8, 10] }, op);
+      else assert.ok(!("scale" in r.payload), `${op} has no scale when Scale is off`);
+    }
+  }
+});
+
+test("Scale on in a Live without a song scale (Live 11): a status line, no request", () => {
+  const h = setup([clipA, null]);
+  delete h.live.set.song.root_note;
+  delete h.live.set.song.scale_intervals;
+  h.app.setParam("scale", 1);
+  assert.equal(h.app.generate(), null);
+  assert.match(h.status().pop(), /Scale is on, but Live gives no song scale/);
+  assert.equal(h.requests.filter((r) => r.op === "sample").length, 0);
+});
+
+test("transport: tempo, play state and meter come from observers; a tick reads only the song position", () => {
+  const h = setup([clipA, null, null]);
+  assert.deepEqual(h.live.set.observers.map((o) => o.prop).sort(), ["is_playing", "signature_denominator", "signature_numerator", "tempo"]);
+  h.live.set.song.is_playing = 1;
+  h.live.set.song.tempo = 133;
+  h.live.set.song.current_song_time = 3.25;
+  const created = h.live.set.created;
+  const calls = h.live.set.calls.length;
+  h.c.advance(50);
+  h.app.tick();
+  assert.equal(h.live.set.created, created, "no LiveAPI object is created per tick");
+  assert.deepEqual(h.live.set.calls.slice(calls), [["get", "live_set", "current_song_time"]]);
+  h.live.set.calls.length = 0;
+  h.live.set.song.current_song_time = 3.5;
+  h.c.advance(50);
+  h.app.tick();
+  assert.equal(h.live.set.calls.filter((c) => c[0] === "get").length, 1);
+  // what the daemon is told carries the observed tempo and play state
+  const last = h.transports[h.transports.length - 1];
+  assert.deepEqual([last.tempo, last.playing, last.numerator, last.denominator], [133, true, 4, 4]);
+});
+
+test("A, B and the live clips are held by Live API id: a scene inserted above them does not redirect anything", () => {
+  const h = setup([clipA, clipB, null, null, null, null]);
+  h.live.set.song.is_playing = 1;
+  h.live.set.song.current_song_time = 1.0;
+  h.app.tick();
+  h.app.captureA();
+  h.live.set.highlighted = { track: 0, slot: 1 };
+  h.app.captureB();
+  h.app.setParam("steps", 3);
+  h.app.morph();
+  const req = h.requests.find((r) => r.op === "morph");
+  h.reply("/bridge/ok", [req.id, JSON.stringify({ morph: 1 })]);
+  h.reply("/bridge/seq", [req.id, 0, 3, seq(0, [[60, 0, 1, 100, 0]], { bar: 2, step: 0 })]);
+  for (let beat = 1.0; beat < 8; beat += 0.1) { h.live.set.song.current_song_time = beat; h.c.advance(50); h.app.tick(); }
+  const slots = h.live.set.tracks[0].slots;
+  assert.equal(slots[2].name, "LB live 1");
+  // the user inserts two scenes at the top: everything moves down by two
+  h.live.set.insertScene(0);
+  h.live.set.insertScene(0);
+  assert.equal(slots[4].name, "LB live 1");
+  h.reply("/bridge/seq", [req.id, 1, 3, seq(1, [[62, 0, 1, 100, 0]], { bar: 3, step: 1 })]);
+  h.reply("/bridge/seq", [req.id, 2, 3, seq(2, [[64, 0, 1, 100, 0]], { bar: 4, step: 2 })]);
+  for (let beat = 8; beat < 16; beat += 0.1) { h.live.set.song.current_song_time = beat; h.c.advance(50); h.app.tick(); }
+  assert.deepEqual(slots.map((c) => (c ? c.name : null)), [null, null, "A", "B", "LB live 1", "LB live 2", null, null]);
+  assert.deepEqual(slots[4].notes.map((n) => n.pitch), [64]);   // step 2 went into LB live 1 where it is now
+  assert.deepEqual(h.live.set.tracks[0].fired, [2, 5, 4]);
+  // Interpolate reads A and B where they are now, and writes below A's new slot
+  h.app.stop();
+  h.app.setParam("steps", 2);
+  h.app.interpolate();
+  const ip = h.requests.find((r) => r.op === "interpolate");
+  assert.deepEqual(ip.payload.a, [[60, 0, 1, 100, 0], [64, 4, 1, 100, 0]]);
+  assert.deepEqual(ip.payload.b, [[72, 0, 2, 90, 0]]);
+  assert.deepEqual(JSON.parse(JSON.stringify(h.app.state())).a, 2);   // saved with the set as the slot it is in now
+  // A deleted: a clear status, nothing read from whatever is in its old slot
+  slots[2] = null;
+  assert.equal(h.app.interpolate(), null);
+  assert.match(h.status().pop(), /clip A is no longer on this track/);
 });

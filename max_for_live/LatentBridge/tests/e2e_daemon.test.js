@@ -1,7 +1,7 @@
 "use strict";
 // END-TO-END: the device code (lb_app + lb_client + lb_live, the modules the [js] object loads)
 // talks OSC over loopback UDP to a real `python -m bridge serve`, and writes into a fake Live set.
-// lb_udp.js (dgram + lb_osc.js) stands in for Max's [udpsend]/[udpreceive].
+// max_wire.js stands in for Max's [udpsend]/[udpreceive] (their i/f/s type tags, Max atoms).
 //
 // Needs from the daemon: `python -m bridge serve --port P --models DIR --no-default-models`;
 // ops hello (reply_port), ping, models, directions, transport, encode, interpolate (seq+done),

@@ -19,7 +19,8 @@ function makeClip(opts) {
 
 function createLiveSet(spec) {
   const set = {
-    song: { current_song_time: 0, tempo: 120, is_playing: 0, signature_numerator: 4, signature_denominator: 4 },
+    song: Object.assign({ current_song_time: 0, tempo: 120, is_playing: 0, signature_numerator: 4, signature_denominator: 4,
+      root_note: 0, scale_intervals: [0, 2, 4, 5, 7, 9, 11], scale_mode: 0 }, spec.song || {}),
     tracks: spec.tracks.map((t) => ({
       name: t.name, midi: t.midi !== false,
       slots: t.slots.map((c) => (c ? makeClip(c) : null)), fired: [],
@@ -28,11 +29,41 @@ function createLiveSet(spec) {
     deviceId: spec.deviceId || 42,
     highlighted: spec.highlighted || null, // {track, slot}
     calls: [],
+    created: 0,        // LiveAPI objects constructed
+    observers: [],     // [{prop, callback}] of LiveAPI objects with a callback and a property
   };
+  // Changing a song property calls its observers, as Live does (tests just assign set.song.x = v).
+  const songValues = set.song;
+  set.song = new Proxy(songValues, {
+    set(target, prop, value) {
+      const changed = target[prop] !== value;
+      target[prop] = value;
+      if (changed) for (const o of set.observers) if (o.prop === prop) o.callback([prop, Array.isArray(value) ? value.slice() : value]);
+      return true;
+    },
+  });
+
+  // Stable ids, as Live's: a clip or track keeps its id wherever it moves (ids last one session).
+  let nextId = 1000;
+  const idOf = (obj) => { if (!obj._id) Object.defineProperty(obj, "_id", { value: nextId++, enumerable: false }); return obj._id; };
+  set.tracks.forEach(idOf);
+  // Insert an empty scene at `index` (every track gets an empty slot there), as Live's Insert Scene.
+  set.insertScene = (index) => { for (const t of set.tracks) t.slots.splice(index, 0, null); };
+  set.clipId = (t, s) => idOf(set.tracks[t].slots[s]);
 
   function resolve(path) {
     const p = path.replace(/"/g, "").trim();
     if (p === "live_set") return { kind: "song", path: p };
+    let byId = /^id (\d+)$/.exec(p);
+    if (byId) {
+      const want = +byId[1];
+      for (let t = 0; t < set.tracks.length; t++) {
+        if (set.tracks[t]._id === want) return { kind: "track", t, path: `live_set tracks ${t}` };
+        const s = set.tracks[t].slots.findIndex((c) => c && c._id === want);
+        if (s >= 0) return { kind: "clip", t, s, path: `live_set tracks ${t} clip_slots ${s} clip` };
+      }
+      return null; // deleted: id 0
+    }
     if (p === "this_device") return { kind: "device", path: `live_set tracks ${set.deviceTrack} devices 0` };
     if (p === "this_device canonical_parent") return { kind: "track", t: set.deviceTrack, path: `live_set tracks ${set.deviceTrack}` };
     if (p === "live_set view highlighted_clip_slot") {
@@ -51,9 +82,26 @@ function createLiveSet(spec) {
     throw new Error(`fake LiveAPI: unknown path ${path}`);
   }
 
-  function LiveAPI(path) {
+  function LiveAPI(a, b) {
+    const callback = typeof a === "function" ? a : null;
+    const path = callback ? b : a;
+    set.created++;
     const r = resolve(path);
-    this.id = r ? (r.kind === "device" ? set.deviceId : 1 + set.calls.length) : 0;
+    if (callback) {
+      const self = this;
+      let prop = null;
+      Object.defineProperty(this, "property", {
+        get: () => prop,
+        set: (p) => {
+          if (!r || r.kind !== "song") throw new Error(`fake LiveAPI: observing ${p} on ${path} is not modelled`);
+          if (!(p in songValues)) throw new Error(`fake song has no ${p} to observe`);
+          prop = p;
+          set.observers.push({ prop: p, callback: (args) => callback.call(self, args) });
+        },
+      });
+    }
+    this.id = !r ? 0 : r.kind === "device" ? set.deviceId : r.kind === "clip" ? idOf(set.tracks[r.t].slots[r.s])
+      : r.kind === "track" ? idOf(set.tracks[r.t]) : 1 + set.calls.length;
     this.unquotedpath = r ? r.path : "";
     this.path = r ? `"${r.path}"` : "";
     this._r = r;
@@ -70,7 +118,8 @@ function createLiveSet(spec) {
     if (!r) throw new Error("get on an id-0 object");
     if (r.kind === "song") {
       if (!(prop in set.song)) throw new Error(`fake song has no ${prop}`);
-      return [set.song[prop]];
+      const v = set.song[prop];
+      return Array.isArray(v) ? v.slice() : [v]; // LiveAPI.get returns a list of atoms
     }
     if (r.kind === "track") {
       const t = set.tracks[r.t];

@@ -1,5 +1,6 @@
 "use strict";
 const path = require("path");
+const assert = require("node:assert/strict");
 const CODE = path.join(__dirname, "..", "code");
 function code(name) { return require(path.join(CODE, name + ".js")); }
 // A manual clock for time-driven logic.
@@ -21,17 +22,21 @@ function startDaemon(t, python, root, args) {
   return daemon;
 }
 
-// The device's app wired to the daemon over real UDP (lb_udp stands in for [udpsend]/[udpreceive]).
+// The device's app wired to the daemon over real UDP through max_wire.js, which encodes and decodes
+// OSC as [udpsend]/[udpreceive] do (int/float/symbol atoms <-> i/f/s).
 async function connectDevice(t, port, liveSet) {
   const { createApp } = code("lb_app");
   const { createLive } = code("lb_live");
-  const { openTransport } = code("lb_udp");
+  const { openMaxWire } = require("./max_wire");
   const statuses = [];
   let app = null;
-  const transport = await new Promise((resolve, reject) => openTransport({
+  const transport = await new Promise((resolve, reject) => openMaxWire({
     host: "127.0.0.1", port, onMessage: (a, args) => { if (app) app.handleMessage(a, args); },
   }, (err, tr) => (err ? reject(err) : resolve(tr))));
-  t.after(() => transport.close());
+  t.after(() => {
+    transport.close();
+    assert.deepEqual(transport.errors, [], "replies [udpreceive] could not have decoded");
+  });
   app = createApp({
     live: createLive(liveSet.LiveAPI), send: transport.send, replyPort: transport.replyPort,
     ui: (kind, ...args) => { if (kind === "status") statuses.push(String(args[0])); },
@@ -40,4 +45,21 @@ async function connectDevice(t, port, liveSet) {
   return { app, statuses };
 }
 
-module.exports = { CODE, code, clock, startDaemon, connectDevice };
+// The Max entry script (latentbridge.js) loaded fresh, with Max's globals faked: outlet() calls are
+// recorded in `out` (without the outlet number), LiveAPI is the fake Live set's.
+function loadMaxEntry(liveSet) {
+  const out = [];
+  global.outlet = (n, ...a) => out.push(a.flat());
+  global.post = () => {};
+  global.LiveAPI = liveSet.LiveAPI;
+  global.arrayfromargs = (args) => Array.prototype.slice.call(args);
+  global.patcher = { getnamed: () => null };
+  const file = path.join(CODE, "latentbridge.js");
+  delete require.cache[require.resolve(file)];
+  const entry = require(file);
+  // a message from [udpreceive]: Max calls anything() with messagename set to the OSC address
+  entry.receive = (address, ...args) => { global.messagename = address; entry.anything(...args); };
+  return { entry, out };
+}
+
+module.exports = { CODE, code, clock, startDaemon, connectDevice, loadMaxEntry };

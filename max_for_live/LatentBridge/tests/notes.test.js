@@ -47,8 +47,10 @@ test("parseLiveNotes accepts the JSON string, split atoms and objects", () => {
 });
 
 test("sequence length: the model's bars, else whole bars covering the notes", () => {
-  assert.equal(notes.seqLengthBeats({ bars: 2, notes: [] }), 8);
-  assert.equal(notes.seqLengthBeats({ notes: [[60, 4, 1, 100, 0]] }), 8);
-  assert.equal(notes.seqLengthBeats({ notes: [] }), 4);
+  assert.equal(notes.seqLengthBeats({ bars: 2, notes: [] }, 4), 8);
+  assert.equal(notes.seqLengthBeats({ notes: [[60, 4, 1, 100, 0]] }, 4), 8);
+  assert.equal(notes.seqLengthBeats({ notes: [] }, 4), 4);
+  assert.equal(notes.seqLengthBeats({ notes: [[60, 4, 1, 100, 0]] }, 3), 6);   // bars of 3 beats
+  assert.throws(() => notes.seqLengthBeats({ bars: 2 }), /bar length/);     // no silent 4/4 default
   assert.deepEqual(notes.tracksOf([[1, 0, 1, 1, 2], [1, 0, 1, 1, 0], [1, 0, 1]]), [0, 2]);
 });

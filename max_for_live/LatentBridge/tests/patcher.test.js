@@ -89,39 +89,114 @@ test("the wiring the device depends on is present", () => {
   }
 });
 
-test("every js / node.script file named in the patch exists, with its require()d modules", () => {
+test("buttons are hidden from automation with real labels; settings are automatable; udpreceive defers", () => {
+  const buttons = boxes.filter((b) => b.maxclass === "live.text" && b.mode === 0);
+  assert.equal(buttons.length, 8);
+  for (const b of buttons) {
+    const v = b.saved_attribute_attributes.valueof;
+    assert.equal(v.parameter_invisible, 2, `${b.text}: Parameter Visibility must be Hidden (no automation, no undo entries)`);
+    assert.deepEqual(v.parameter_enum, ["off", "on"], `${b.text}: labels`);
+  }
+  for (const b of boxes.filter((x) => x.parameter_enable)) {
+    assert.ok(!(b.saved_attribute_attributes.valueof.parameter_enum || []).includes("val1"), `${b.varname}: default val1/val2 labels`);
+  }
+  const automated = boxes.filter((b) => b.parameter_enable && !b.saved_attribute_attributes.valueof.parameter_invisible)
+    .map((b) => b.saved_attribute_attributes.valueof.parameter_longname).sort();
+  assert.deepEqual(automated, ["Bars per step", "Daemon port", "Knob 1", "Knob 2", "Knob 3", "Knob 4", "Knob 5", "Knob 6", "Knob 7",
+    "Knob 8", "Morph mode", "Scale", "Steps", "Temperature"]);
+  for (const b of boxes.filter((x) => x.parameter_enable)) {
+    assert.ok(b.id in patcher.parameters, `${b.id} is listed in the patcher's parameters`);
+  }
+  const scale = boxes.find((b) => b.varname === "Scale");
+  assert.equal(scale.maxclass, "live.text");
+  assert.equal(scale.mode, 1, "Scale is a toggle");
+  assert.deepEqual(scale.saved_attribute_attributes.valueof.parameter_initial, [0], "Scale is off by default");
+  const prep = byId.get(patcher.lines.find(({ patchline: l }) => l.source[0] === scale.id).patchline.destination[0]);
+  assert.equal(prep.text, "prepend param scale");
+  assert.match(boxes.find((b) => /^udpreceive /.test(b.text || "")).text, /@defer 1/);
+});
+
+// The device scripts parsed as ES5 (acorn, ecmaVersion 5): what Max's classic js object runs.
+const acorn = require("acorn");
+const SCRIPTS = fs.readdirSync(CODE).filter((f) => f.endsWith(".js")).sort();
+const ast = new Map(SCRIPTS.map((f) => [f, acorn.parse(fs.readFileSync(path.join(CODE, f), "utf8"), { ecmaVersion: 5, sourceType: "script", locations: true })]));
+
+function walk(node, visit) {
+  if (!node || typeof node.type !== "string") return;
+  visit(node);
+  for (const k of Object.keys(node)) {
+    const v = node[k];
+    if (Array.isArray(v)) v.forEach((c) => walk(c, visit));
+    else if (v && typeof v.type === "string") walk(v, visit);
+  }
+}
+
+// What a script loads, read from its syntax tree: require("x") / load("x") calls with a literal
+// name (Max branch "lb_x", Node branch "./lb_x.js"), as file names; a require of anything else
+// than a literal or the `name` parameter of lb_app's load() helper is an error.
+function requiresOf(file) {
+  const out = new Set();
+  walk(ast.get(file), (n) => {
+    if (n.type !== "CallExpression" || n.callee.type !== "Identifier" || !["require", "load"].includes(n.callee.name)) return;
+    const a = n.arguments[0];
+    if (a && a.type === "Literal" && typeof a.value === "string") {
+      const base = path.basename(a.value);
+      if (/^(lb_|latentbridge)/.test(base)) out.add(base.endsWith(".js") ? base : base + ".js");
+      return;
+    }
+    const dynamicOk = n.callee.name === "require" && a && (a.type === "Identifier" || a.type === "BinaryExpression") && file === "lb_app.js";
+    assert.ok(dynamicOk, `${file}:${n.loc.start.line}: ${n.callee.name}() of a non-literal name cannot be checked`);
+  });
+  return [...out].sort();
+}
+
+test("the scripts the patch loads, and everything they require, are exactly the build's dependencies", () => {
   const named = boxes.filter((b) => /^(js|node\.script) /.test(b.text || "")).map((b) => b.text.split(" ")[1]);
   assert.ok(named.length > 0);
   const seen = new Set();
   const visit = (file) => {
     if (seen.has(file)) return;
+    assert.ok(SCRIPTS.includes(file), `${file} is missing from LatentBridge/code`);
     seen.add(file);
-    const p = path.join(CODE, file);
-    assert.ok(fs.existsSync(p), `${file} is missing from LatentBridge/code`);
-    const text = fs.readFileSync(p, "utf8");
-    for (const m of text.matchAll(/require\("([\w.]+)"\)|load\("(\w+)"\)/g)) {
-      const dep = m[1] || m[2];
-      if (/^lb_/.test(dep)) visit(dep.endsWith(".js") ? dep : dep + ".js");
-    }
+    requiresOf(file).forEach(visit);
   };
   named.forEach(visit);
-  for (const dep of (patcher.dependency_cache || [])) assert.ok(fs.existsSync(path.join(CODE, dep.name)), dep.name);
+  assert.deepEqual([...seen].sort(), [...build.dependencies(JSON.parse(patcherText))].sort());
+  for (const f of SCRIPTS) assert.deepEqual(build.scriptRequires(fs.readFileSync(path.join(CODE, f), "utf8")), requiresOf(f), f);
+  assert.deepEqual((patcher.dependency_cache || []).map((d) => d.name).sort(), [...seen].sort(), "the patcher's dependency_cache");
+  assert.ok(!seen.has("lb_udp.js") && !seen.has("lb_osc.js"), "the Node-only wire must not be loaded by the device");
 });
 
-// Strip comments, strings and regex-free code well enough to spot ES2015+ syntax.
-function code(text) {
-  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "")
-    .replace(/"(?:\\.|[^"\\])*"/g, '""').replace(/'(?:\\.|[^'\\])*'/g, "''");
-}
+test("every file the device loads is inside the built .amxd (frozen), byte for byte", () => {
+  const back = build.parseAmxd(fs.readFileSync(build.AMXD));
+  assert.equal(back.frozen, true);
+  const inside = new Map(back.files.map((f) => [f.name, f]));
+  assert.equal(back.files[0].name, build.DEVICE_NAME);
+  assert.equal(back.files[0].flag, build.FLAG_DEVICE);
+  const named = boxes.filter((b) => /^(js|node\.script) /.test(b.text || "")).map((b) => b.text.split(" ")[1]);
+  const need = new Set();
+  const visit = (f) => { if (!need.has(f)) { need.add(f); requiresOf(f).forEach(visit); } };
+  named.forEach(visit);
+  for (const f of need) {
+    assert.ok(inside.has(f), `${f} is not inside LatentBridge.amxd`);
+    assert.ok(inside.get(f).data.equals(fs.readFileSync(path.join(CODE, f))), `${f} inside the .amxd differs from LatentBridge/code/${f}`);
+    assert.equal(inside.get(f).type, "TEXT");
+  }
+  assert.deepEqual([...inside.keys()].slice(1).sort(), [...need].sort(), "nothing else is frozen in");
+});
 
-test("scripts loaded by Max's js object are ES5 (no let/const/arrows/classes/templates/spread)", () => {
-  const files = fs.readdirSync(CODE).filter((f) => f.endsWith(".js") && f !== "lb_udp.js");
-  for (const f of files) {
-    const c = code(fs.readFileSync(path.join(CODE, f), "utf8"));
-    for (const [re, what] of [[/\blet\s/, "let"], [/\bconst\s/, "const"], [/=>/, "arrow function"], [/\bclass\s/, "class"],
-      [/`/, "template literal"], [/\.\.\.\w/, "spread"], [/\bmodule\.exports\b/, "module.exports (Max js supports only exports.x)"]]) {
-      assert.ok(!re.test(c), `${f} uses ${what}`);
-    }
+test("scripts loaded by Max's js object parse as ES5 and export with exports.x only", () => {
+  for (const f of SCRIPTS) {
+    walk(ast.get(f), (n) => {
+      if (n.type === "MemberExpression" && n.object.type === "Identifier" && n.object.name === "module" &&
+          !n.computed && n.property.name === "exports") {
+        assert.fail(`${f}:${n.loc.start.line}: module.exports (Max js supports only exports.x)`);
+      }
+    });
+  }
+  // the parser really is ES5: it refuses what Max's engine would refuse
+  for (const bad of ["let x = 1;", "const y = 2;", "var f = () => 1;", "class A {}", "var s = `t`;", "f(...a);", "for (var x of a) {}"]) {
+    assert.throws(() => acorn.parse(bad, { ecmaVersion: 5 }), SyntaxError, bad);
   }
 });
 
@@ -155,25 +230,53 @@ test("the Max entry script works with faked Max globals (outlet, post, LiveAPI, 
   assert.deepEqual(JSON.parse(entry.getvalueof()).a, 0);
 });
 
-test("the .amxd is up to date and parses back to the same patcher JSON", () => {
+test("the .amxd is the frozen build of the committed patcher and scripts, and parses back", () => {
   const committed = fs.readFileSync(build.AMXD);
-  const built = build.buildAmxd(patcherText);
+  const built = build.buildFrozenAmxd(patcherText);
   assert.ok(committed.equals(built), "run `node max_for_live/build.js`");
   const back = build.parseAmxd(committed);
   assert.deepEqual(back.chunks, ["ampf", "meta", "ptch"]);
   assert.equal(back.deviceType, "mmmm");
-  assert.equal(back.meta, 1);
+  assert.equal(back.meta, build.META_FROZEN);
   assert.equal(back.patcherText, patcherText);
   assert.deepEqual(back.patcher, JSON.parse(patcherText));
-  // header layout, byte for byte
+  // header layout, byte for byte (chunk sizes little-endian; the archive inside big-endian)
   assert.equal(committed.toString("ascii", 0, 4), "ampf");
   assert.equal(committed.readUInt32LE(4), 4);
   assert.equal(committed.toString("ascii", 8, 12), "mmmm");
   assert.equal(committed.toString("ascii", 12, 16), "meta");
   assert.equal(committed.readUInt32LE(16), 4);
-  assert.equal(committed.readUInt32LE(20), 1);
+  assert.equal(committed.readUInt32LE(20), 7);
   assert.equal(committed.toString("ascii", 24, 28), "ptch");
-  assert.equal(committed.readUInt32LE(28), Buffer.byteLength(patcherText) + 1);
-  assert.equal(committed[committed.length - 1], 0);
+  assert.equal(committed.readUInt32LE(28), committed.length - 32);
+  assert.equal(committed.toString("ascii", 32, 36), "mx@c");
+  assert.equal(committed.readUInt32BE(36), 16);
+  const dir = Number(committed.readBigUInt64BE(40));
+  assert.equal(committed.toString("ascii", 32 + dir, 36 + dir), "dlst");
+  assert.equal(committed.readUInt32BE(36 + dir), committed.length - 32 - dir);
+  assert.equal(back.files[0].offset, 16);
+  assert.equal(committed[32 + 16 + back.files[0].size - 1], 0, "the patcher JSON ends with a NUL");
   assert.throws(() => build.parseAmxd(Buffer.from("nope")), /truncated|ampf/);
+  // a plain (unfrozen) build still reads back
+  const plain = build.parseAmxd(build.buildAmxd(patcherText));
+  assert.equal(plain.frozen, false);
+  assert.equal(plain.patcherText, patcherText);
+});
+
+test("frozen archive writer: directory fields, name padding and offsets as Max writes them", () => {
+  const files = [
+    { name: "Dev.amxd", type: "JSON", flag: 17, data: Buffer.from('{"patcher":{}}\0') },
+    { name: "abc.js", type: "TEXT", flag: 0, data: Buffer.from("var a = 1;\n") },
+    { name: "abcdefg.js", type: "TEXT", flag: 0, data: Buffer.from("") },
+  ];
+  const arc = build.frozenArchive(files);
+  const back = build.parseArchive(arc);
+  assert.deepEqual(back.map((f) => [f.name, f.type, f.flag, f.offset, f.size, f.vers, f.mdat]), [
+    ["Dev.amxd", "JSON", 17, 16, 15, 0, build.MDAT], ["abc.js", "TEXT", 0, 31, 11, 0, build.MDAT], ["abcdefg.js", "TEXT", 0, 42, 0, 0, build.MDAT]]);
+  // 'fnam' holds the name plus at least one NUL, padded to 4 bytes: 8 + 12 for "Dev.amxd", 8 + 8 for "abc.js"
+  const dire = arc.indexOf("dire");
+  assert.equal(arc.toString("ascii", dire + 8 + 12, dire + 8 + 16), "fnam");
+  assert.equal(arc.readUInt32BE(dire + 8 + 16), 8 + 12);
+  assert.equal(arc.readUInt32BE(dire + 4), 8 + 12 + 20 + 12 * 5);
+  assert.throws(() => build.parseArchive(Buffer.from("mx@c0000")), /./);
 });

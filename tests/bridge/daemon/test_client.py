@@ -31,21 +31,41 @@ def test_timeout_when_nobody_answers(silent):
         assert data.startswith(b"/bridge/ping\x00") and b",is\x00" in data
 
 
-def test_hello_is_sent_and_its_reply_kept(silent):
+def test_hello_handshake_is_completed_and_its_reply_kept(silent):
+    """hello -> a challenge; hello with the challenge -> the hello reply (protocol 1.1). A daemon
+    that answers the first hello directly (protocol 1.0) is accepted too."""
     port = silent.getsockname()[1]
     silent.settimeout(5)
+    seen = []
 
-    def answer():
+    def answer(handshake: bool):
         data, addr = silent.recvfrom(65535)
-        assert b"/bridge/hello" in data and b'"scope":"source"' in data
-        silent.sendto(build_message("/bridge/ok", (1, json.dumps({"protocol": "1.0"}))), addr)
+        seen.append(data)
+        assert b"/bridge/hello" in data and f'"reply_port":{addr[1]}'.encode() in data
+        if handshake:
+            silent.sendto(build_message("/bridge/ok", (1, json.dumps({"challenge": "c0ffee"}))), addr)
+            data, addr = silent.recvfrom(65535)
+            seen.append(data)
+            assert b'"challenge":"c0ffee"' in data
+            silent.sendto(build_message("/bridge/ok", (2, json.dumps({"protocol": "1.1", "session": "s"}))), addr)
+        else:
+            silent.sendto(build_message("/bridge/ok", (1, json.dumps({"protocol": "1.0"}))), addr)
 
     import threading
-    t = threading.Thread(target=answer)
-    t.start()
-    with BridgeClient("127.0.0.1", port, timeout=5) as c:
-        assert c.server_info == {"protocol": "1.0"}
-    t.join()
+    for handshake, info in ((True, {"protocol": "1.1", "session": "s"}), (False, {"protocol": "1.0"})):
+        t = threading.Thread(target=answer, args=(handshake,))
+        t.start()
+        with BridgeClient("127.0.0.1", port, timeout=5) as c:
+            assert c.server_info == info
+            assert c.completed == [2 if handshake else 1]      # the handshake counts as one hello
+        t.join()
+
+
+def test_token_goes_into_every_request(silent):
+    with BridgeClient("127.0.0.1", silent.getsockname()[1], hello=False, token="s3cret-s3cret") as c:
+        c.send("ping", echo=1)
+        data, _ = silent.recvfrom(65535)
+        assert b'"token":"s3cret-s3cret"' in data
 
 
 def _feed(c: BridgeClient, address: str, *args):

@@ -136,13 +136,13 @@ def check_rows(seq, model):
 
 # ---- daemon start -----------------------------------------------------------------------------------
 
-def test_ready_line_models_and_failed_package(srv, c):
+def test_ready_line_models_and_failed_package(srv, c, models_dir):
     ready = [line for line in srv.log_lines() if "ready on udp://" in line]
     assert len(ready) == 1
     assert f"ready on udp://127.0.0.1:{srv.port} with models: drums_2bar, mel_16bar, mel_2bar, trio_16bar" in ready[0]
     assert any("model failed to load" in line and "zz_broken" in line for line in srv.log_lines())
     info = c.server_info
-    assert info["protocol"] == "1.0" and info["server"] == "latent-bridge"
+    assert info["protocol"] == "1.1" and info["server"] == "latent-bridge" and len(info["session"]) == 16
     assert info["reply_to"] == f"127.0.0.1:{c.address[1]}"
     assert set(MODELS) <= set(info["models"])
     assert {"ping", "hello", "models", "stats", "sample", "encode", "decode", "reconstruct", "interpolate",
@@ -155,7 +155,9 @@ def test_ready_line_models_and_failed_package(srv, c):
     assert [t["codec"] for t in models["trio_16bar"]["tracks"]] == ["melody", "melody", "drums"]
     assert models["mel_2bar"]["attributes"] == ["note_density"]
     failed = c.request("models").data["failed"]
-    assert len(failed) == 1 and "zz_broken" in failed[0]["source"]
+    assert len(failed) == 1 and failed[0]["source"] == "zz_broken"
+    text = json.dumps(failed)
+    assert "zz_broken/model.json" in text and str(models_dir) not in text and "/tmp" not in text   # no absolute path
 
 
 # ---- every op -----------------------------------------------------------------------------------------
@@ -448,29 +450,45 @@ def _osc_receive(sock, timeout=3.0):
     return msg.address, msg.params
 
 
-def test_reply_ports_per_source_and_per_host(srv):
+def test_hello_binds_only_the_source_that_completed_the_handshake(srv):
+    """Replies go to a reply port only for the client that proved it receives there (the challenge
+    sent to that port, echoed back); another client on the same host, which never said hello, keeps
+    getting its replies at its own source address (protocol 1.0 sent them to the host's hello port)."""
     recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     recv.bind(("127.0.0.1", 0))
+    rport = recv.getsockname()[1]
     a = SimpleUDPClient("127.0.0.1", srv.port)
     b = SimpleUDPClient("127.0.0.1", srv.port)
+    other = SimpleUDPClient("127.0.0.1", srv.port)
     try:
-        # nothing registered: the reply goes back to the source address
         b.send_message("/bridge/ping", [1, "{}"])
         assert next(b.get_messages(3.0)).params[0] == 1
-        a.send_message("/bridge/hello", [2, json.dumps({"reply_port": recv.getsockname()[1]})])
+        a.send_message("/bridge/hello", [2, json.dumps({"reply_port": rport})])
+        addr, params = _osc_receive(recv)                       # the challenge goes to the claimed port
+        challenge = json.loads(params[1])["challenge"]
+        assert addr == "/bridge/ok" and params[0] == 2 and len(challenge) == 16
+        b.send_message("/bridge/ping", [3, "{}"])              # b is not redirected: no host-wide binding
+        assert next(b.get_messages(3.0)).params[0] == 3
+        a.send_message("/bridge/hello", [4, json.dumps({"reply_port": rport, "challenge": "0" * 16})])
+        assert next(a.get_messages(3.0)).params[:2] == [4, "bad_request"]   # a challenge never issued
+        a.send_message("/bridge/hello", [5, json.dumps({"reply_port": rport, "challenge": challenge})])
         addr, params = _osc_receive(recv)
-        assert addr == "/bridge/ok" and params[0] == 2
-        assert json.loads(params[1])["reply_to"] == f"127.0.0.1:{recv.getsockname()[1]}"
-        # b never said hello: the host-wide registration routes its reply too
-        b.send_message("/bridge/ping", [3, "{}"])
-        assert _osc_receive(recv)[1][0] == 3
+        info = json.loads(params[1])
+        assert addr == "/bridge/ok" and params[0] == 5 and info["reply_to"] == f"127.0.0.1:{rport}"
+        a.send_message("/bridge/ping", [6, "{}"])
+        assert _osc_receive(recv)[1][0] == 6
+        b.send_message("/bridge/ping", [7, "{}"])
+        assert next(b.get_messages(3.0)).params[0] == 7
+        assert _osc_receive(recv, 0.2) is None
+        # a request from any port of the host that names the session is that client's (oscsend)
+        other.send_message("/bridge/ping", [8, json.dumps({"session": info["session"]})])
+        assert _osc_receive(recv)[1][0] == 8
+        other.send_message("/bridge/ping", [9, json.dumps({"session": "f" * 16})])
+        assert next(other.get_messages(3.0)).params[:2] == [9, "bad_request"]
+        other.send_message("/bridge/hello", [10, json.dumps({"challenge": challenge})])   # used up
+        assert next(other.get_messages(3.0)).params[:2] == [10, "bad_request"]
     finally:
-        a.send_message("/bridge/hello", [4, "{}"])  # clears the registration (host scope)
-    assert next(a.get_messages(3.0)).params[0] == 4
-    b.send_message("/bridge/ping", [5, "{}"])
-    assert next(b.get_messages(3.0)).params[0] == 5
-    assert _osc_receive(recv, 0.2) is None
-    recv.close()
+        recv.close()
 
 
 def test_push_messages_after_the_reply(c):
@@ -517,27 +535,70 @@ def test_liblo_oscsend_and_oscdump(srv):
                     return True
         return False
 
+    def json_arg(args):
+        return json.loads(args.split(" ", 1)[1].strip().strip('"').replace('\\"', '"'))
+
     try:
-        # oscdump needs a moment to bind: say hello until its reply shows up
+        # oscdump needs a moment to bind: say hello until the challenge shows up there
         deadline = time.monotonic() + 10
         while True:
             send("/bridge/hello", 1, {"reply_port": port})
             if read_until(lambda path, types, args: path == "/bridge/ok", 0.5) or time.monotonic() > deadline:
                 break
-        send("/bridge/ping", 2, {"echo": "liblo"})
+        challenge = json_arg(lines[-1][2])["challenge"]
+        # every oscsend runs from a new port: the session id ties the requests to the reply port
+        send("/bridge/hello", 1, {"reply_port": port, "challenge": challenge})
+        assert read_until(lambda path, types, args: path == "/bridge/ok" and '"session"' in args)
+        session = json_arg(lines[-1][2])["session"]
+        send("/bridge/ping", 2, {"echo": "liblo", "session": session})
         assert read_until(lambda path, types, args: path == "/bridge/ok" and args.startswith("2 "))
-        send("/bridge/sample", 3, {"model": "mel_2bar", "n": 2, "seed": 4})
+        send("/bridge/sample", 3, {"model": "mel_2bar", "n": 2, "seed": 4, "session": session})
         assert read_until(lambda path, types, args: path == "/bridge/done" and args == "3")
-        send("/bridge/sample", 4, {"model": "missing"})
+        send("/bridge/sample", 4, {"model": "missing", "session": session})
         assert read_until(lambda path, types, args: path == "/bridge/error")
     finally:
-        send("/bridge/hello", 5, {})   # clear the host-wide reply port
         dump.terminate()
         dump.wait(5)
-    assert lines[0][:2] == ("/bridge/ok", "is") and lines[0][2].startswith("1 ") and '"protocol":"1.0"' in lines[0][2]
+    hello = [x for x in lines if x[0] == "/bridge/ok" and '"session"' in x[2]][0]
+    assert hello[:2] == ("/bridge/ok", "is") and hello[2].startswith("1 ") and '"protocol":"1.1"' in hello[2]
     assert ("/bridge/ok", "is") in [x[:2] for x in lines if '"echo":"liblo"' in x[2]]
     seqs = [args.split() for path, types, args in lines if path == "/bridge/seq"]
     assert [x[:3] for x in seqs] == [["3", "0", "2"], ["3", "1", "2"]]
     assert [types for path, types, _ in lines if path == "/bridge/seq"] == ["iiis", "iiis"]
     assert ("/bridge/done", "i", "3") in lines
     assert any(path == "/bridge/error" and args.startswith('4 "unknown_model"') for path, _, args in lines)
+
+
+# ---- bundles whose element sizes lie ----------------------------------------------------------------
+
+def _ping_message(rid):
+    m = OscMessageBuilder("/bridge/ping")
+    m.add_arg(rid, "i")
+    m.add_arg("{}", "s")
+    return m.build().dgram
+
+
+def test_split_datagram_drops_lying_element_sizes():
+    from bridge.daemon.server import split_datagram
+    head = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
+    good = _ping_message(1)
+    drops = {}
+    assert split_datagram(head + struct.pack(">i", len(good)) + good, drops) == [good] and drops == {}
+    assert split_datagram(head + struct.pack(">i", len(good) + 8) + good, drops) == []
+    assert split_datagram(head + struct.pack(">i", len(good)) + good + struct.pack(">i", -4) + good, drops) == [good]
+    assert drops == {"bundle_truncated": 1, "bundle_negative_size": 1}
+
+
+def test_bundle_elements_past_the_end_are_dropped_and_counted(c):
+    """python-osc ran an element whose declared size ran past the datagram's end (protocol 1.0),
+    and dropped negative sizes without counting them."""
+    before = c.request("stats").data["dropped"]
+    head = b"#bundle\x00" + b"\x00" * 7 + b"\x01"
+    c.send_datagram(head + struct.pack(">i", 1000) + _ping_message(801))            # runs past the end
+    c.send_datagram(head + struct.pack(">i", len(_ping_message(802))) + _ping_message(802)
+                    + struct.pack(">i", -8) + _ping_message(803))                   # negative size
+    msgs = collect(c, timeout=1.0)
+    assert [p[0] for a, p in msgs] == [802]                                           # only the honest one
+    after = c.request("stats").data["dropped"]
+    assert after.get("bundle_truncated", 0) == before.get("bundle_truncated", 0) + 1
+    assert after.get("bundle_negative_size", 0) == before.get("bundle_negative_size", 0) + 1

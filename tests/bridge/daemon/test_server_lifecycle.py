@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.daemon.client import BridgeClient, spawn_server
+from bridge.daemon.client import BridgeClient, BridgeError, spawn_server
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -44,13 +44,19 @@ def test_remote_bind_needs_allow_remote():
     assert r.returncode == 2
     assert "not a loopback address" in r.stderr and "--allow-remote" in r.stderr
     assert "ready on" not in r.stderr
-    srv = spawn_server((), "--allow-remote", host="0.0.0.0")
+    r = _run("--host", "0.0.0.0", "--port", "0", "--no-default-models", "--allow-remote")
+    assert r.returncode == 2 and "--allow-remote needs --token" in r.stderr and "ready on" not in r.stderr
+    srv = spawn_server((), "--allow-remote", "--token", "correct-horse-battery", host="0.0.0.0")
     try:
         log = "\n".join(srv.log_lines())
-        assert "level=WARNING" in log and "no authentication" in log
+        assert "level=WARNING" in log and "token" in log
         assert srv.host == "0.0.0.0"
-        with BridgeClient("127.0.0.1", srv.port) as c:
+        with BridgeClient("127.0.0.1", srv.port, token="correct-horse-battery") as c:
             assert c.request("ping").ok
+        for token in (None, "wrong-horse-battery"):      # every request must carry the secret
+            with pytest.raises(BridgeError) as e:
+                BridgeClient("127.0.0.1", srv.port, token=token, timeout=5)
+            assert e.value.code == "bad_request" and "token" in e.value.message
     finally:
         assert srv.stop() == 0
 
@@ -110,3 +116,28 @@ def test_in_process_server_evicts_idle_sessions_and_closes_them():
             c.close()
         server.shutdown()
     assert server.sessions() == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--port", "70000"), "a UDP port is 1..65535"),          # protocol 1.0 bound 70000 mod 65536 = 4464
+    (("--port", "-1"), "a UDP port is 1..65535"),
+    (("--port", "ninety"), "a UDP port is an integer"),
+    (("--limit", "max_queue=0"), "max_queue must be in 1..10000"),
+    (("--limit", "max_n=-5"), "max_n must be in 1..1024"),
+    (("--limit", "max_temperature=nan"), "max_temperature must be in"),
+    (("--limit", "max_request_bytes=70000"), "max_request_bytes must be in 64..65507"),
+    (("--limit", "stream_lease_bars=0"), "stream_lease_bars must be in 1..1024"),
+    (("--workers", "0"), "--workers must be an integer 1..64"),
+    (("--token", "short"), "--token must be at least 12"),
+])
+def test_command_line_values_are_validated(args, message):
+    r = _run("--no-default-models", *args, timeout=60)
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-500:]
+    assert "ready on" not in r.stderr
+
+
+def test_limits_check():
+    from bridge.daemon.registry import LIMIT_RANGES, Limits
+    assert Limits().check() == Limits() and set(LIMIT_RANGES) == {f for f in Limits().to_dict()}
+    with pytest.raises(ValueError, match="max_queue"):
+        Limits(max_queue=0).check()

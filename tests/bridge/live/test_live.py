@@ -10,16 +10,22 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bridge
+from bridge.core import latent
+from bridge.core.directions import resolve
 from bridge.core.errors import LiveError
 from bridge.daemon.client import spawn_server
+from bridge.daemon.registry import notes_to_rows, z_to_list
 from bridge.live import ops as live
 from bridge.live.clock import Transport
-from bridge.live.knobs import LatestOnly
+from bridge.live.knobs import KNOB_RANGE, LatestOnly
 from bridge.live.morph import MorphJob, step_at, step_order
+from bridge.runtime.engine import load_model
 
 from live_helpers import LiveSim, packages_with_directions, percentile
 
@@ -86,9 +92,10 @@ def test_morph_job_streams_ahead_of_each_bar_in_loop_order():
     done = []
 
     def on_step(slot, step, bar, notes, z):
-        sent.append((slot, step, bar, tr.beat()))
+        sent.append((slot, step, bar, tr.beat(), notes, z))
 
-    job = MorphJob(tr, "loop", 1, lambda c: (np.zeros((3, 4)), [["s0"], ["s1"], ["s2"]]), on_step,
+    zs = np.arange(12.0).reshape(3, 4)
+    job = MorphJob(tr, "loop", 1, lambda c: (zs, [["s0"], ["s1"], ["s2"]]), on_step,
                    done.append).start()
     deadline = time.monotonic() + 10
     while len(sent) < 5 and time.monotonic() < deadline:
@@ -98,8 +105,10 @@ def test_morph_job_streams_ahead_of_each_bar_in_loop_order():
     assert [s[1] for s in sent[:5]] == [0, 1, 2, 0, 1]               # loop wraps
     bars = [s[2] for s in sent[:5]]
     assert bars == list(range(bars[0], bars[0] + 5))
-    for slot, step, bar, beat_at_send in sent[:5]:
+    for slot, step, bar, beat_at_send, notes, z in sent[:5]:
         assert bar * 4 - beat_at_send >= 4 - 0.5   # sent about one bar (4 beats) ahead
+        assert notes == [f"s{step}"]               # each slot sends its own step's notes and latent
+        np.testing.assert_array_equal(z, zs[step])
 
 
 def test_morph_job_cancel_during_decode_sends_nothing():
@@ -163,16 +172,31 @@ MEL_B = [[72, 0, 0.5, 100, 0], [71, 0.5, 0.5, 100, 0], [69, 1, 1, 100, 0], [65, 
          [60, 4, 3, 100, 0]]
 
 
-def test_morph_every_step_arrives_before_its_bar(daemon):
+def distinct_morph_endpoints(model, steps: int):
+    """Two latents whose interpolation decodes to `steps` different sequences (the tiny random-weight
+    models map nearby inputs to the same notes), and those sequences as wire rows."""
+    for seed in range(100):
+        za, zb = (np.random.default_rng(seed).standard_normal((2, model.z_size)) * 2).astype(np.float32)
+        seqs = [notes_to_rows(n) for n in model.decode(latent.interpolate(za, zb, steps, "slerp"),
+                                                       temperature=0.0, seed=0)]
+        if len({json.dumps(r) for r in seqs}) == steps:
+            return za, zb, seqs
+    raise AssertionError(f"no endpoints with {steps} distinct steps for {model.name}")
+
+
+def test_morph_every_step_arrives_before_its_bar(daemon, live_models):
     """Three Live sets at 90, 120 and 174 bpm morph at once (pingpong, 3 steps, one bar each); every
-    step must arrive before its bar starts, about one bar ahead."""
+    step must arrive before its bar starts, about one bar ahead, with the notes of its own
+    interpolation point (what the engine decodes for that z)."""
+    model = load_model(live_models / "mel_2bar")
+    za, zb, want = distinct_morph_endpoints(model, 3)
     results = {}
 
     def run(tempo):
         sim = LiveSim(daemon, tempo, start_beat=1001.3)   # an arbitrary song position: bars are absolute
         try:
-            rid, _ = sim.send("morph", model="mel_2bar", a=MEL_A, b=MEL_B, steps=3, bars_per_step=1,
-                              mode="pingpong")
+            rid, _ = sim.send("morph", model="mel_2bar", a=z_to_list(za), b=z_to_list(zb), steps=3,
+                              bars_per_step=1, mode="pingpong")
             ok = sim.ok(rid)
             assert sim.wait_for(lambda: len(sim.seqs(rid)) >= 5, 40), f"{tempo} bpm: {sim.seqs(rid)}"
             sim.send("stop", morph=ok["morph"])
@@ -194,6 +218,8 @@ def test_morph_every_step_arrives_before_its_bar(daemon):
         assert bars == list(range(bars[0], bars[0] + 5))        # consecutive bars
         assert bars[0] >= 250                                   # absolute song bars (beat 1001.3 = bar 250)
         assert all(s["morph"] == ok["morph"] and s["bars_per_step"] == 1 for _, s in seqs)
+        for _, s in seqs:                                         # each step's own notes
+            assert s["notes"] == want[s["step"]], (tempo, s["step"], s["slot"])
         margins = [sim.time_of_beat(s["bar"] * 4) - t for t, s in seqs]
         print(f"\nmorph lookahead at {tempo} bpm (bar = {bar_s:.3f} s): margins "
               + ", ".join(f"{m:.3f}" for m in margins) + f" s; min {min(margins):.3f} s "
@@ -305,6 +331,48 @@ def test_knob_burst_last_value_wins_without_backlog(daemon, live_models, model):
               f"p99 {percentile(latencies, 99) * 1e3:.1f} ms")
     finally:
         sim.close()
+
+
+@pytest.fixture(scope="module")
+def shipped_mel_daemon(tmp_path_factory):
+    """The daemon serving the shipped mel_2bar (a trained model: its directions mean something)."""
+    d = tmp_path_factory.mktemp("shipped_mel")
+    (d / "mel_2bar").symlink_to(Path(bridge.__file__).parent / "models" / "mel_2bar")
+    server = spawn_server([d], "--workers", "2")
+    yield server
+    assert server.stop() == 0
+
+
+def test_knob_over_osc_moves_the_notes_in_the_measured_direction(shipped_mel_daemon):
+    """The shipped mel_2bar's note_density knob over OSC: each result is exactly the engine's decode of
+    the live latent moved by value x knob_range along the direction, and turning the knob up adds
+    notes, down removes them, as the direction's recorded effect says."""
+    model = load_model(Path(bridge.__file__).parent / "models" / "mel_2bar")
+    _, d = resolve(model.info, "note_density")               # what the knob op moves along
+    per_unit = d["effect"]["per_unit"]["note_density"]      # notes per bar per unit along the vector
+    assert per_unit > 0.5, per_unit
+    v = np.asarray(d["vector"], dtype=np.float32).astype(np.float64)
+    sim = LiveSim(shipped_mel_daemon, 120.0, start_beat=16.0)
+    try:
+        rid, _ = sim.send("encode", model="mel_2bar", notes=MEL_A)   # the live latent: MEL_A's
+        z0 = np.asarray(sim.ok(rid)["z"], dtype=np.float64)
+        counts = {}
+        for value in (0.0, -1.0, 1.0, 0.5):
+            k, _ = sim.send("knob", model="mel_2bar", direction="note_density", value=value)
+            assert sim.wait_for(lambda: sim.replies(k, "/bridge/done"), 10), f"no knob result for {value}"
+            (_, seq), = sim.seqs(k)
+            want = model.decode((z0 + KNOB_RANGE * value * v).astype(np.float32)[None], temperature=0.0, seed=0)[0]
+            assert seq["notes"] == notes_to_rows(want), value
+            assert seq["knobs"] == {"note_density": value}
+            counts[value] = len(seq["notes"])
+    finally:
+        sim.close()
+    print(f"\nmel_2bar note_density knob -1 / 0 / +0.5 / +1: {counts[-1.0]} / {counts[0.0]} / {counts[0.5]} / "
+          f"{counts[1.0]} notes (recorded effect {per_unit:+.2f} notes per bar per unit)")
+    # -1 -> +1 is 2 x knob_range units along the vector: at least a quarter of the recorded effect
+    bars = int(model.info["bars"])
+    assert counts[-1.0] <= counts[0.0] <= counts[0.5] <= counts[1.0], counts
+    assert counts[1.0] - counts[-1.0] >= 0.25 * per_unit * 2 * KNOB_RANGE * bars, counts
 
 
 def test_knob_needs_a_live_latent(daemon):

@@ -97,20 +97,21 @@ def test_temperature_zero_is_argmax(trio):
 
 
 def test_sampling_follows_softmax_per_track(mel):
-    """Gumbel-max draws follow softmax(logits / T) per track: check the first step's frequencies."""
-    import onnxruntime as ort
+    """Gumbel-max draws follow softmax(logits / T) per track: check the first step's frequencies of
+    every class. T = 0.1 makes the tiny model's flat logits a distribution neither argmax (one class
+    always) nor uniform sampling (90 classes alike) could match."""
+    temperature = 0.1
     z = np.repeat(_z(mel, 1, seed=3, scale=0.3), 4000, axis=0)
-    toks = mel.decode_tokens(z, temperature=1.5, seed=0)[:, 0, 0]
+    toks = mel.decode_tokens(z, temperature=temperature, seed=0)[:, 0, 0]
     sess_init = mel.sessions["decoder_init"]
     c, h, proj = sess_init.run(["state_c", "state_h", "cond_proj"], {"cond": z[:1]})   # format 2
     logits = mel.sessions["decoder_step"].run(None, {"prev": np.zeros((1, mel.input_size), np.float32),
                                                      "cond_proj": proj, "state_c": c, "state_h": h})[0][0]
-    p = np.exp(logits / 1.5 - (logits / 1.5).max())
+    p = np.exp(logits / temperature - (logits / temperature).max())
     p /= p.sum()
+    assert 0.3 < p.max() < 0.9 and np.sort(p)[-2] > 0.05, np.sort(p)[-3:]   # a test that can fail
     freq = np.bincount(toks, minlength=mel.input_size) / len(toks)
-    top = np.argsort(p)[-3:]
-    np.testing.assert_allclose(freq[top], p[top], atol=0.03)
-    assert isinstance(ort.get_available_providers(), list)
+    np.testing.assert_allclose(freq, p, atol=0.03)
 
 
 def test_encode_and_interpolate_endpoints(mel):

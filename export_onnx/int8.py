@@ -1,0 +1,485 @@
+"""`python -m export_onnx add-int8 bridge/models/<name>`: an int8 decoder step behind a quality gate.
+
+    python -m export_onnx add-int8 bridge/models/mel_2bar [--windows N] [--samples N]
+                                   [--min-agreement 0.98] [--max-mb 15] [--no-per-channel] [--no-write]
+
+Re-runnable: a package that already has an int8 step (or a newly exported one) gets it replaced.
+
+1. **The graph.** onnxruntime's dynamic quantisation (`quantize_dynamic`, its IntegerOps registry)
+   quantises MatMul, Conv, Gather, LSTM, Attention, ... but not Gemm (Gemm is only in the static,
+   QLinear registry), and export_onnx.step_graph writes every matrix product of the step as a Gemm.
+   So a copy of decoder_step.onnx is rewritten first (`gemms_to_matmuls`): each Gemm whose B is a
+   constant becomes `MatMul(A, B') + Add(C)` (B' = alpha * B, transposed for transB; weights stored
+   as float16 + Cast are folded back to a float32 initializer so the quantiser sees a constant), then
+   `quantize_dynamic(op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QUInt8,
+   nodes_to_exclude=<the output projections>)`: the LSTM kernels' weights 8-bit per output column,
+   activations quantised per call to uint8 over their dynamic range (onnxruntime fuses each
+   DynamicQuantizeLinear + MatMulInteger + scale chain into one DynamicQuantizeMatMul at load). The
+   rewrite happens here, not in step_graph, so that the float graph stays exactly what the exporter
+   checked against torch and a shipped package gets its int8 step without a re-export.
+   Measured choices (shipped mel_2bar, 512 held-out windows / 256 prior samples, agreement recon /
+   prior): int8 (QInt8) weights 0.972 / 0.955 and uint8 (QUInt8) weights 0.992 / 0.977 with the same
+   per-channel scales at the same speed (a CPU without VNNI here: the u8s8 kernel is the weak one;
+   the u8u8 kernel is safe on every CPU); keeping the output projections (small: units x classes)
+   float as well: 0.992 / 0.980 (trio_16bar prior 0.991 -> 0.994, mel_16bar 0.992 -> 0.995), no
+   measurable cost. The gathered layer-1 rows, the gates, the states and the graph's inputs and
+   outputs stay float32: the int8 graph is a drop-in for the float one.
+2. **The gate.** The whole autoregressive decode at temperature 0 (argmax), once with the float step
+   and once with the int8 step (`Model(step_file=...)`), on (a) reconstructions from the posterior
+   mean of held-out windows (the audit's rebuilt test split, export_onnx.audit.load_test_windows, its
+   seeded subset: the same windows the audit measures) and (b) seeded prior samples z ~ N(0, I).
+   Agreement = the share of (sequence, step, track) tokens that are equal. Each decode runs free on
+   its own previous tokens, so an early flip counts at every later step it changes. The decodes run
+   in batches of 256; activations are quantised per call over the whole batch, but the batch size
+   barely matters (shipped mel_2bar, the same 256 + 128 sequences in batches of 1 / 8 / 64:
+   reconstructions 0.992 / 0.994 / 0.992, prior 0.977 / 0.982 / 0.975).
+3. **The package.** model.json gets an `int8` section (bridge.runtime.package.int8_step): file,
+   sha256 (also in `files`, hashed like the other graphs), source_sha256 (the float step it came
+   from), agreement_recon, agreement_prior, n_windows, n_prior, per_channel, min_agreement, usable,
+   reason, per-track agreements, sizes. When the lower agreement is below `min_agreement` (0.98), or
+   the package would grow past `max_mb` (15 MB, export's limit), no file is kept: the section
+   records the measurement with `file: null, usable: false` and the reason. MODEL_CARD.md gets a
+   "## int8 decoder step" section (model_card.INT8_HEADING, kept by card refreshes).
+
+The runtime (`precision="auto"`, the default) then runs the int8 step only where it passed the gate.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bridge.runtime import package as P
+
+from .model_card import INT8_HEADING
+
+MAX_PACKAGE_MB = 15.0        # export.MAX_PACKAGE_MB (not imported: export imports torch)
+OP_TYPES = ("MatMul",)
+
+
+def _log(msg: str) -> None:
+    print(f"[add-int8] {msg}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ the graph
+def gemms_to_matmuls(model):
+    """A copy of an ONNX model in which every Gemm with a constant B is MatMul + Add.
+
+    Gemm(A, B, C; alpha, beta, transA=0, transB) -> MatMul(A, B') [+ Add(., C')], B' = alpha * B
+    (transposed when transB), a float32 initializer even when B was stored as float16 + Cast;
+    C' = beta * C (a constant C is scaled, a computed C is only allowed with beta = 1). Gemms this
+    cannot express (transA, a computed B) are left as they are. Initializers and Casts nothing uses
+    any more are dropped.
+
+    Returns:
+        (the new ModelProto, the names of the Gemm nodes rewritten).
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    casts = {n.output[0]: n for n in g.node if n.op_type == "Cast" and n.input[0] in inits}
+
+    def constant(name):
+        """The float32 value of an initializer, or of a Cast of one to float; None otherwise."""
+        if name in inits:
+            arr = numpy_helper.to_array(inits[name])
+        elif name in casts and casts[name].input[0] in inits:
+            to = next((a.i for a in casts[name].attribute if a.name == "to"), None)
+            if to != onnx.TensorProto.FLOAT:
+                return None
+            arr = numpy_helper.to_array(inits[casts[name].input[0]])
+        else:
+            return None
+        return arr.astype(np.float32) if arr.dtype.kind == "f" else None
+
+    nodes, new_inits, rewritten = [], [], []
+    for n in g.node:
+        if n.op_type != "Gemm":
+            nodes.append(n)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+        b = constant(n.input[1])
+        c_name = n.input[2] if len(n.input) > 2 and n.input[2] else None
+        c = constant(c_name) if c_name else None
+        if attrs.get("transA", 0) or b is None or b.ndim != 2 or (c_name and c is None and beta != 1.0):
+            nodes.append(n)
+            continue
+        if attrs.get("transB", 0):
+            b = b.T
+        name = n.name or f"gemm_{len(rewritten)}"
+        w = f"{name}_matmul_B"
+        new_inits.append(numpy_helper.from_array(np.ascontiguousarray(alpha * b, dtype=np.float32), w))
+        out = n.output[0]
+        if c_name is None:
+            nodes.append(helper.make_node("MatMul", [n.input[0], w], [out], name=f"{name}_MatMul"))
+        else:
+            nodes.append(helper.make_node("MatMul", [n.input[0], w], [f"{name}_mm"], name=f"{name}_MatMul"))
+            if c is not None and beta != 1.0:
+                c_in = f"{name}_add_C"
+                new_inits.append(numpy_helper.from_array((beta * c).astype(np.float32), c_in))
+            else:
+                c_in = c_name
+            nodes.append(helper.make_node("Add", [f"{name}_mm", c_in], [out], name=f"{name}_Add"))
+        rewritten.append(n.name)
+    # drop what nothing reads any more (the float16 weights and their Casts)
+    outputs = {o.name for o in g.output}
+    while True:
+        used = {i for n in nodes for i in n.input} | outputs
+        kept = [n for n in nodes if n.op_type != "Cast" or n.output[0] in used]
+        if len(kept) == len(nodes):
+            break
+        nodes = kept
+    used = {i for n in nodes for i in n.input} | outputs
+    all_inits = [i for i in g.initializer if i.name in used] + new_inits
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.initializer[:]
+    g.initializer.extend(all_inits)
+    onnx.checker.check_model(m)
+    return m, rewritten
+
+
+def op_counts(model) -> dict:
+    """op type -> count of the nodes of an ONNX model."""
+    out: dict = {}
+    for n in model.graph.node:
+        out[n.op_type] = out.get(n.op_type, 0) + 1
+    return out
+
+
+def output_projections(model, output: str = "logits") -> list[str]:
+    """Names of the MatMul nodes that make `output` directly: reached from it backwards through
+    Identity, Concat and Add nodes only (the cores' output projections of a step graph)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    found, todo, seen = [], [output], set()
+    while todo:
+        n = producer.get(todo.pop())
+        if n is None or n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op_type == "MatMul":
+            found.append(n.name)
+        elif n.op_type in ("Identity", "Concat", "Add"):
+            todo.extend(n.input)
+    return sorted(found)
+
+
+def quantize_step(src, dst, per_channel: bool = True, output_projection: bool = False) -> dict:
+    """Write the int8 version of the decoder step graph `src` to `dst` (see the module docstring).
+
+    Args:
+        per_channel: one weight scale per output column (else one per tensor).
+        output_projection: quantise the logits' projections too (default: they stay float).
+
+    Returns:
+        {gemms_rewritten, matmuls, matmuls_quantized, kept_float (MatMul names), ops (op type ->
+        count in the int8 graph), bytes}.
+
+    Raises:
+        ValueError: nothing in the graph could be quantised.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model, rewritten = gemms_to_matmuls(onnx.load(str(src)))
+    matmuls = op_counts(model).get("MatMul", 0)
+    keep = [] if output_projection else output_projections(model)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)   # the quantiser's advice to pre-process (shape inference) is for CNNs
+    try:
+        quantize_dynamic(model, str(dst), op_types_to_quantize=list(OP_TYPES), per_channel=per_channel,
+                         weight_type=QuantType.QUInt8, nodes_to_exclude=keep or None,
+                         extra_options={"MatMulConstBOnly": True})
+    finally:
+        root.setLevel(level)
+    ops = op_counts(onnx.load(str(dst)))
+    quantized = ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0)
+    if not quantized:
+        raise ValueError(f"{src}: no MatMul could be quantised ({matmuls} MatMuls, {len(rewritten)} Gemms rewritten)")
+    return {"gemms_rewritten": len(rewritten), "matmuls": matmuls, "matmuls_quantized": quantized,
+            "kept_float": keep, "ops": ops, "bytes": Path(dst).stat().st_size}
+
+
+# ============================================================================ the gate
+def held_out_windows(package_dir, config: str, n_windows: int | None, seed: int = 0, bars: int = 2,
+                     data_root=None, midi_dirs=None, cache_dir=None) -> dict:
+    """The audit's held-out windows of a package: its seeded subset of the rebuilt test split
+    (export_onnx.audit: the package card's sources under data_root, cached in data/audit/).
+
+    Returns:
+        {tokens (N, steps, tracks) int64, sources, test_windows, seed}.
+
+    Raises:
+        FileNotFoundError: a source folder is missing (pass midi_dirs).
+    """
+    from . import audit as A
+    if midi_dirs:
+        dirs = [Path(d) for d in midi_dirs]
+    else:
+        dirs = [Path(data_root or A.DATA_ROOT) / label for label in A.package_sources(package_dir, config)]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if not dirs or missing:
+        raise FileNotFoundError(f"held-out data of {config} not found ({', '.join(missing) or 'no sources'}); "
+                                f"pass --midi-dir or --data-root")
+    data = A.load_test_windows(config, dirs, cache_dir or A.CACHE_DIR)
+    n = n_windows if n_windows is not None else (512 if bars <= 2 else 256)
+    idx = A.seeded_subset(len(data["tokens"]), n, seed)
+    return {"tokens": np.asarray(data["tokens"][idx], dtype=np.int64), "sources": ",".join(d.name for d in dirs),
+            "test_windows": int(len(data["tokens"])), "seed": seed}
+
+
+def _decode(model, z: np.ndarray, chunk: int) -> np.ndarray:
+    return np.concatenate([model.decode_tokens(z[i:i + chunk], 0.0) for i in range(0, len(z), chunk)])
+
+
+def _agreements(ref: np.ndarray, got: np.ndarray, names: list[str]) -> dict:
+    same = ref == got
+    per_seq = same.mean(axis=(1, 2))      # a flip changes the rest of its sequence: sequences are the unit
+    se = float(per_seq.std(ddof=1) / np.sqrt(len(per_seq))) if len(per_seq) > 1 else None
+    return {"agreement": float(same.mean()), "se": se, "identical": float(same.all(axis=(1, 2)).mean()),
+            "tracks": {name: float(same[..., k].mean()) for k, name in enumerate(names)}}
+
+
+def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int = 1024, prior_seed: int = 0,
+                      threads: int = 1, chunk: int = 256) -> dict:
+    """Argmax agreement of the int8 decode (`step_file`) with the float decode of a package.
+
+    Args:
+        package_dir: the package (its decoder_step.onnx is the reference; both use its encoder).
+        step_file: the candidate decoder step graph.
+        tokens: (N, steps, tracks) held-out windows: reconstructed from the float encoder's posterior mean.
+        n_prior: prior samples z ~ N(0, I) (numpy default_rng(prior_seed)), decoded at T = 0.
+        chunk: sequences per decode call.
+
+    Returns:
+        {agreement_recon, agreement_prior, se_recon, se_prior (standard errors over sequences: a flip
+        changes the rest of its sequence), identical_recon, identical_prior (shares of sequences with
+        every token equal), tracks {name: {recon, prior}}, n_windows, n_prior, prior_seed}.
+    """
+    from bridge.runtime.engine import Model
+    ref = Model(package_dir, provider="cpu", threads=threads, precision="fp32")
+    q = Model(package_dir, provider="cpu", threads=threads, step_file=step_file, verify=False)
+    names = [t.get("name", f"track{k}") for k, t in enumerate(ref.info["tracks"])]
+    out: dict = {"n_windows": int(len(tokens)), "n_prior": int(n_prior), "prior_seed": prior_seed}
+    per_track: dict = {n: {} for n in names}
+    runs = []
+    if len(tokens):
+        mu = np.concatenate([ref.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
+        runs.append(("recon", mu))
+    if n_prior:
+        runs.append(("prior", ref.sample_z(n_prior, prior_seed)))
+    for label, z in runs:
+        a = _agreements(_decode(ref, z, chunk), _decode(q, z, chunk), names)
+        out[f"agreement_{label}"] = a["agreement"]
+        out[f"se_{label}"] = a["se"]
+        out[f"identical_{label}"] = a["identical"]
+        for n in names:
+            per_track[n][label] = a["tracks"][n]
+    out["tracks"] = per_track
+    return out
+
+
+# ============================================================================ the package
+def package_megabytes(package_dir, info: dict, extra: dict | None = None, without=()) -> float:
+    """The package's size as export counts it (the listed files + model.json, MB = 1e6 bytes), with
+    `extra` {name: bytes} added and the names in `without` left out."""
+    pkg = Path(package_dir)
+    names = [f for f in info.get("files", {}) if f not in without and f not in (extra or {})]
+    total = sum((pkg / f).stat().st_size for f in names if (pkg / f).is_file())
+    total += (pkg / P.MANIFEST).stat().st_size + sum((extra or {}).values())
+    return total / 1e6
+
+
+def _se(v) -> str:
+    return "" if v is None else f" ± {v:.4f}"
+
+
+def int8_section(entry: dict) -> str:
+    """The "## int8 decoder step" markdown section of a model card, from an `int8` manifest section."""
+    tr = entry.get("tracks") or {}
+    tracks = "; ".join(f"{n} {v.get('recon', float('nan')):.4f} / {v.get('prior', float('nan')):.4f}"
+                       for n, v in tr.items()) if len(tr) > 1 else ""
+    gate = entry["min_agreement"]
+    low = min(entry["agreement_recon"], entry["agreement_prior"])
+    if entry.get("usable"):
+        verdict = (f"**Passed** the {gate:.2f} gate (lower agreement {low:.4f}): `decoder_step.int8.onnx` "
+                   f"({entry['bytes'] / 1e6:.2f} MB) is in the package and `precision=\"auto\"` (the default of "
+                   f"`bridge.load_model`, `python -m bridge serve` and the CLI) runs it on the CPU; "
+                   f"`--precision fp32` keeps the float step.")
+    else:
+        verdict = f"**Not shipped**: {entry['reason']}. The runtime runs the float step."
+    lines = [INT8_HEADING, "",
+             f"`python -m export_onnx add-int8` on {entry['date'][:10]}: {entry['matmuls_quantized']} of the "
+             f"decoder step's {entry['matmuls_quantized'] + entry.get('matmuls_float', 0)} matrix products "
+             f"(its Gemms, rewritten as MatMul + Add) with 8-bit weights "
+             f"{'per output channel' if entry['per_channel'] else 'per tensor'} (onnxruntime dynamic "
+             f"quantisation: activations quantised per call); the output projections"
+             f"{' too' if not entry.get('matmuls_float') else ' stay float32'}, as do the gathered input "
+             f"rows, gates and states. Argmax token agreement of the whole autoregressive decode "
+             f"(temperature 0) with the float step:", "",
+             "| decodes | sequences | token agreement (± s.e.) | identical sequences |", "|---|---|---|---|",
+             f"| reconstructions from the posterior mean, held-out test windows (sources "
+             f"{entry.get('sources', '?')}, seed {entry.get('window_seed', 0)}) | {entry['n_windows']:,} | "
+             f"{entry['agreement_recon']:.4f}{_se(entry.get('se_recon'))} | "
+             f"{entry.get('identical_recon', float('nan')):.3f} |",
+             f"| prior samples z ~ N(0, I), T = 0 (seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
+             f"{entry['agreement_prior']:.4f}{_se(entry.get('se_prior'))} | "
+             f"{entry.get('identical_prior', float('nan')):.3f} |", ""]
+    if tracks:
+        lines += [f"Per track (reconstructions / prior samples): {tracks}.", ""]
+    lines += [verdict, ""]
+    return "\n".join(lines)
+
+
+def _write_card(pkg: Path, info: dict, entry: dict) -> list[str]:
+    """Put the section into MODEL_CARD.md; the names whose sha256 must be refreshed."""
+    from .model_card import with_section
+    card = pkg / "MODEL_CARD.md"
+    text = card.read_text() if card.is_file() else f"# {info.get('name', pkg.name)} — model card\n"
+    card.write_text(with_section(text, int8_section(entry)))
+    return [card.name] if card.name in info.get("files", {}) else []
+
+
+def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None = None, n_prior: int | None = None,
+             window_seed: int = 0, prior_seed: int = 0, min_agreement: float = P.INT8_MIN_AGREEMENT,
+             max_mb: float | None = MAX_PACKAGE_MB, per_channel: bool = True, data_root=None, midi_dirs=None,
+             cache_dir=None, threads: int = 1, write: bool = True, sources: str | None = None,
+             output_projection: bool = False) -> dict:
+    """Quantise a package's decoder step, measure it against the float step, keep it if it passes.
+
+    Args:
+        package: a package directory or name (bridge.runtime.package.find_model).
+        windows: (N, steps, tracks) held-out tokens to use instead of the audit's test split (tests);
+            `sources` then names them in the card.
+        n_windows: held-out windows (default: 512 for 2-bar models, 256 for longer ones, as the audit).
+        n_prior: prior samples decoded at T = 0 (default: 1024 for 2-bar models, 256 for longer ones,
+            ~32k and ~65k steps per track: at 256 the 2-bar estimate's standard error is ~0.003).
+        min_agreement: the gate on min(agreement_recon, agreement_prior).
+        max_mb: no int8 file when the package would be larger (None: no limit).
+        per_channel: per-output-channel weight scales (else one per tensor).
+        write: False: measure only, change nothing.
+        output_projection: quantise the output projections too (default: they stay float).
+
+    Returns:
+        The `int8` section (as written into model.json when `write`).
+
+    Raises:
+        ModelError: not a package; FileNotFoundError: no held-out data (and no `windows`).
+    """
+    t0 = time.time()
+    pkg = P.find_model(package)
+    info = P.read_manifest(pkg)
+    P.verify_files(pkg, info)
+    step = info["graphs"]["decoder_step"]["file"]
+    config = info.get("config", info["name"])
+    if windows is None:
+        held = held_out_windows(pkg, config, n_windows, window_seed, info["bars"], data_root, midi_dirs, cache_dir)
+        tokens, sources, test_windows = held["tokens"], held["sources"], held["test_windows"]
+    else:
+        tokens = np.asarray(windows, dtype=np.int64)
+        if n_windows is not None:
+            tokens = tokens[:n_windows]
+        sources, test_windows = sources or "given", int(len(tokens))
+    if n_prior is None:
+        n_prior = 1024 if info["bars"] <= 2 else 256
+    if len(tokens) < 1 or n_prior < 1:
+        raise ValueError(f"the gate needs held-out windows and prior samples (got {len(tokens)} and {n_prior})")
+    with tempfile.TemporaryDirectory(prefix="latent-bridge-int8.") as tmp:
+        cand = Path(tmp) / P.INT8_FILE
+        q = quantize_step(pkg / step, cand, per_channel, output_projection)
+        _log(f"{pkg.name}: {q['gemms_rewritten']} Gemms -> MatMul, {q['matmuls_quantized']} quantised, "
+             f"{q['bytes'] / 1e6:.2f} MB; decoding {len(tokens)} windows + {n_prior} prior samples twice")
+        m = measure_agreement(pkg, cand, tokens, n_prior, prior_seed, threads)
+        low = min(m.get("agreement_recon", 1.0), m.get("agreement_prior", 1.0))
+        size = package_megabytes(pkg, info, {P.INT8_FILE: q["bytes"]})
+        entry = {"file": None, "sha256": None, "source_file": step, "source_sha256": info["files"][step],
+                 "agreement_recon": m.get("agreement_recon"), "agreement_prior": m.get("agreement_prior"),
+                 "se_recon": m.get("se_recon"), "se_prior": m.get("se_prior"),
+                 "identical_recon": m.get("identical_recon"), "identical_prior": m.get("identical_prior"),
+                 "tracks": m["tracks"], "n_windows": m["n_windows"], "n_prior": m["n_prior"],
+                 "window_seed": window_seed, "prior_seed": prior_seed, "sources": sources,
+                 "test_windows": test_windows, "per_channel": bool(per_channel), "weight_type": "uint8",
+                 "op_types": list(OP_TYPES), "matmuls_quantized": q["matmuls_quantized"],
+                 "matmuls_float": len(q["kept_float"]),
+                 "gemms_rewritten": q["gemms_rewritten"], "bytes": q["bytes"], "package_mb": round(size, 3),
+                 "min_agreement": float(min_agreement), "usable": False, "reason": "",
+                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if low < min_agreement:
+            entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"
+        elif max_mb is not None and size > max_mb:
+            entry["reason"] = (f"the package would be {size:.2f} MB with it, over the {max_mb:g} MB limit "
+                               f"(agreement {low:.4f} passes the {min_agreement:.2f} gate)")
+        else:
+            entry.update(usable=True, reason=f"argmax agreement {low:.4f} >= the {min_agreement:.2f} gate",
+                         file=P.INT8_FILE, sha256=P.sha256_file(cand))
+        entry["wall_time_s"] = round(time.time() - t0, 1)
+        if write:
+            target = pkg / P.INT8_FILE
+            if entry["usable"]:
+                part = target.with_name(target.name + ".tmp")
+                shutil.copyfile(cand, part)
+                os.replace(part, target)
+            elif target.exists():
+                target.unlink()
+
+            def change(i: dict):
+                i[P.INT8_KEY] = entry
+                if not entry["usable"]:
+                    i.get("files", {}).pop(P.INT8_FILE, None)
+
+            refreshed = _write_card(pkg, info, entry)
+            P.update_manifest(pkg, change, files=([P.INT8_FILE] if entry["usable"] else []) + refreshed)
+    _log(f"{pkg.name}: agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
+         f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
+    return entry
+
+
+# ============================================================================ CLI
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("add-int8", help="an int8 decoder step, kept when its argmax agreement passes",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("package", help="model package directory (or a name in bridge/models)")
+    p.add_argument("--windows", type=int, default=None,
+                   help="held-out windows (default 512 for 2-bar models, 256 otherwise; the audit's subset)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="prior samples decoded at T = 0 (default 1024 for 2-bar models, 256 otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the window subset (default 0, as the audit)")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the prior samples (default 0)")
+    p.add_argument("--min-agreement", type=float, default=P.INT8_MIN_AGREEMENT,
+                   help=f"the gate (default {P.INT8_MIN_AGREEMENT})")
+    p.add_argument("--max-mb", type=float, default=MAX_PACKAGE_MB,
+                   help=f"keep no int8 file when the package would be larger (default {MAX_PACKAGE_MB:g}; 0: no limit)")
+    p.add_argument("--no-per-channel", dest="per_channel", action="store_false",
+                   help="one weight scale per tensor instead of per output channel")
+    p.add_argument("--quantize-output", action="store_true",
+                   help="quantise the output projections too (default: they stay float)")
+    p.add_argument("--data-root", default=None, help="folder holding the MIDI sets (default ../shared/data)")
+    p.add_argument("--midi-dir", action="append", default=None, help="MIDI folder of the model's data (repeatable)")
+    p.add_argument("--cache-dir", default=None, help="where test windows are cached (default data/audit)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--no-write", action="store_true", help="measure and print only; change nothing")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    entry = add_int8(args.package, n_windows=args.windows, n_prior=args.samples, window_seed=args.seed,
+                     prior_seed=args.sample_seed, min_agreement=args.min_agreement, max_mb=args.max_mb or None,
+                     per_channel=args.per_channel, data_root=args.data_root, midi_dirs=args.midi_dir,
+                     cache_dir=args.cache_dir, threads=args.threads, write=not args.no_write,
+                     output_projection=args.quantize_output)
+    print(json.dumps(entry, indent=1))
+    return 0
