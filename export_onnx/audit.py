@@ -140,15 +140,6 @@ KICK, SNARE = 0, 1                        # bits of bridge.codecs.DRUM_CLASSES
 N_DRUM_CLASSES = 9
 MELODY_FIRST_PITCH = 2                    # melody tokens: 0 no event, 1 note-off, 2.. note-on (bridge.codecs)
 
-_BRIDGE_MODULES = {"engine": engine_module, "windows": windows_module, "midi_io": midi_io_module,
-                   "codecs": codecs_module, "package": package_module}
-
-
-def _bridge(name: str):
-    """The bridge module the audit uses under `name` (engine, windows, midi_io, codecs, package)."""
-    return _BRIDGE_MODULES[name]
-
-
 def _log(msg: str) -> None:
     print(f"[audit] {msg}", file=sys.stderr, flush=True)
 
@@ -478,7 +469,7 @@ def _code_key() -> str:
     """Hash of the code that shapes windows: a cache built by other code is rebuilt."""
     from . import dataset
     h = hashlib.sha256()
-    for mod in (dataset, _bridge("windows"), _bridge("midi_io"), _bridge("codecs")):
+    for mod in (dataset, windows_module, midi_io_module, codecs_module):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 
@@ -488,7 +479,7 @@ def build_test_windows(config: str, midi_dirs: list, limit: int | None = None) -
     jobs, splits, window rules and per-split dedupe in the same order), reading only test files.
     `limit`: as `dataset --limit` (that many files per folder, spread evenly; for tests)."""
     from . import dataset
-    windows = _bridge("windows")
+    windows = windows_module
     seen: set = set()
     tokens, song, start_bar, songs, song_index = [], [], [], [], {}
     files = read = 0
@@ -553,7 +544,7 @@ def seeded_subset(n_total: int, n: int | None, seed: int) -> np.ndarray:
 def step_seconds(beats, steps) -> np.ndarray:
     """Seconds of (fractional) 16th steps on an annotated beat grid, as bridge.midi_io.BeatGrid counts
     them (a grid starting after 0 s is extended backwards; past its end the last beat length goes on)."""
-    b = _bridge("midi_io").BeatGrid(beats).beats
+    b = midi_io_module.BeatGrid(beats).beats
     pos = np.asarray(steps, dtype=np.float64) / 4.0
     t = np.interp(pos, np.arange(len(b)), b)
     after = pos > len(b) - 1
@@ -577,7 +568,7 @@ def pop909_segments(pop_dir, codec, bars: int, count: int) -> list[dict]:
     """One `bars`-bar MELODY window (the middle valid one) from each of the first `count` POP909
     test-split songs that have one, with its chord per step and the PIANO track's lowest note."""
     from . import dataset
-    windows = _bridge("windows")
+    windows = windows_module
     _, jobs = dataset.list_jobs(pop_dir)
     seq_codec = SequenceCodec([codec])
     out = []
@@ -738,7 +729,7 @@ def _sha256(path: Path) -> str:
 def graphs_sha256(info: dict) -> str:
     """sha256 over the "file sha256" lines of the package's float graphs (the int8 decoder step is
     left out: it is derived from the float step, and add-int8 measures it against it)."""
-    int8 = _bridge("package").INT8_FILE
+    int8 = package_module.INT8_FILE
     lines = "".join(f"{f} {s}\n" for f, s in sorted(info.get("files", {}).items())
                     if f.endswith(".onnx") and f != int8)
     return hashlib.sha256(lines.encode()).hexdigest()
@@ -751,7 +742,7 @@ def run_audit(package, windows: dict | None = None, n_windows: int | None = None
     """The audit of one package (see the module docstring for the keys). `windows`: held-out tokens
     to use instead of the rebuilt test split ({"tokens": (N, steps, tracks), "song": (N,)}; tests)."""
     import bridge
-    find_model = _bridge("engine").find_model
+    find_model = engine_module.find_model
     t0 = time.time()
     pkg = find_model(package)
     model = bridge.load_model(pkg, provider=provider, threads=threads)
@@ -923,7 +914,7 @@ def write_audit(package_dir, audit: dict) -> dict:
     info = json.loads(manifest.read_text())
     if card.name in info.get("files", {}):
         try:
-            _bridge("package").update_manifest(pkg, files=[card.name])
+            package_module.update_manifest(pkg, files=[card.name])
         except ModuleNotFoundError:          # a runtime without bridge.runtime.package
             info["files"][card.name] = _sha256(card)
             tmp = manifest.with_name("model.json.tmp")
@@ -958,7 +949,7 @@ def add_parser(subparsers) -> None:
 
 
 def _main(args) -> int:
-    find_model = _bridge("engine").find_model
+    find_model = engine_module.find_model
     audit = run_audit(args.package, n_windows=args.windows, n_samples=args.samples, z_inputs=args.z_inputs,
                       window_seed=args.seed, sample_seed=args.sample_seed, temperature=args.temperature,
                       accomp_songs=args.accomp_songs, data_root=args.data_root, midi_dirs=args.midi_dir,

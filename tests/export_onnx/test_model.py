@@ -139,13 +139,17 @@ def _reference_scheduled_sampling(core, inputs, cond, p, seed):
     return torch.stack(outs, 1), mask
 
 
+def _sampling_case():
+    """A flat trio core, 4 shifted one-hot sequences of 24 steps and their conditioning."""
+    m = _model("trio_16bar_flat", 3)
+    tok = _tokens(m, 4, 3)[:, :24]
+    cond = torch.randn(4, TINY.z_size, generator=torch.Generator().manual_seed(4))
+    return m.decoder.core, shift_right(m.one_hot(tok)), cond
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
 def test_scheduled_sampling_matches_stepwise_reference(p):
-    m = _model("trio_16bar_flat", 3)
-    core = m.decoder.core
-    tok = _tokens(m, 4, 3)[:, :24]
-    inputs = shift_right(m.one_hot(tok))
-    cond = torch.randn(4, TINY.z_size, generator=torch.Generator().manual_seed(4))
+    core, inputs, cond = _sampling_case()
     with torch.no_grad():
         ref, mask = _reference_scheduled_sampling(core, inputs, cond, p, seed=7)
         g = torch.Generator().manual_seed(7)
@@ -168,11 +172,7 @@ def test_two_pass_scheduled_sampling(p):
     step, mixed into the inputs at the masked steps, pass 2 teacher forced on the mix. At p = 0 it is
     exactly the stepwise path (and plain teacher forcing); at p > 0 it equals that recipe computed by
     hand and differs from teacher forcing; gradients reach the weights through pass 2."""
-    m = _model("trio_16bar_flat", 3)
-    core = m.decoder.core
-    tok = _tokens(m, 4, 3)[:, :24]
-    inputs = shift_right(m.one_hot(tok))
-    cond = torch.randn(4, TINY.z_size, generator=torch.Generator().manual_seed(4))
+    core, inputs, cond = _sampling_case()
     with torch.no_grad():
         g = torch.Generator().manual_seed(7)
         mask = sample_mask(4, 24, p, g)
