@@ -2,29 +2,24 @@
 
     python -m export_onnx import-magenta CHECKPOINT_DIR --out my_models/NAME
 
-A magenta.js checkpoint directory holds `config.json` (a `MusicVAESpec`: `type: "MusicVAE"`,
-`dataConverter {type, args}`, `useBooleanDecoder`, optional `chordEncoder`, `conditionOnKey`,
-`extraControls`), `weights_manifest.json` (a tfjs weights manifest: a list of groups
-`{paths: [shard files], weights: [{name, shape, dtype, quantization?}]}`) and the binary shards.
-Within a group the shards are concatenated and the weights laid end to end in manifest order;
-a quantized weight is stored as `quantization.dtype` (uint8 / uint16: value = q * scale + min;
-float16: IEEE half) and dequantized to float32 exactly as tfjs does.
+Three steps, one module each:
+- export_onnx.magenta_weights reads the checkpoint directory: `config.json` (a `MusicVAESpec`:
+  `type: "MusicVAE"`, `dataConverter {type, args}`, `useBooleanDecoder`, optional `chordEncoder`,
+  `conditionOnKey`, `extraControls`), `weights_manifest.json` (a tfjs weights manifest) and its
+  shards, quantized weights dequantized exactly as tfjs does;
+- export_onnx.magenta_plan reads the architecture the way magenta.js `MusicVAE.initialize()` reads
+  it (the data layout from the data converter; variable names, layer counts and sizes from the
+  weights), checking every shape: `plan_import` -> ImportPlan;
+- this module builds the torch MusicVAE holding those weights (`build_model`) and exports it as a
+  package (`import_magenta`).
 
-The architecture is read the way magenta.js `MusicVAE.initialize()` reads it (variable names,
-layer counts and sizes come from the weights; the data layout from the data converter):
-
-- flat encoder: `encoder/cell_0/bidirectional_rnn/{fw,bw}/multi_rnn_cell/cell_0/lstm_cell/{kernel,bias}`
-  (exactly one bidirectional layer), z = `encoder/mu` dense of concat(last fw h, last bw h).
-- hierarchical encoder (converter has `numSegments`):
-  `encoder/hierarchical_level_{0,1}/cell_0/bidirectional_rnn/{fw,bw}/...`: level 0 runs on each
-  segment, level 1 on the sequence of level-0 encodings, then `encoder/mu`.
-- decoders: `[core_decoder/][core_decoder_{i}/]decoder/{multi_rnn_cell/cell_{l}/lstm_cell,
-  z_to_initial_state,output_projection}/{kernel,bias}` (`core_decoder/` when hierarchical,
-  `core_decoder_{i}/` per track when the converter splits tracks: TrioConverter). Initial states
+How magenta.js's model maps onto ours:
+- encoders: the fw and bw LSTMs as they are; hierarchical: level 0 runs on each segment (bar),
+  level 1 on the sequence of level-0 encodings, then `encoder/mu`.
+- decoders (one, or one per track when the converter splits tracks: TrioConverter): initial states
   tanh(dense(cond)) split c0, h0, c1, h1, ...; step input concat(previous one-hot, cond); logits =
   output projection of the top layer's h; the first input is zeros.
-- conductor: `decoder/hierarchical_level_0/{cell_{l}/lstm_cell,initial_state}/{kernel,bias}`, input
-  a constant zero of width 1, output (the bar embedding) = top layer h.
+- conductor: input a constant zero of width 1, output (the bar embedding) = top layer h.
 - DrumsConverter encodes its *input* as a drum roll (9 hit columns + a "no hit" column), while the
   decoder reads and writes the 512-class one-hot. Our encoders take the one-hot, so the roll is
   folded into the first encoder kernel: roll = onehot @ R with R (512, 10) fixed, hence
@@ -46,409 +41,23 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bridge.core.codecs import DrumCodec, MelodyCodec
-from bridge.core.notes import STEPS_PER_BAR
 
-MANIFEST = "weights_manifest.json"
-CONFIG = "config.json"
-NUM_DRUM_CLASSES = 9
-DRUM_DEPTH = 2 ** NUM_DRUM_CLASSES
-ROLL_DEPTH = NUM_DRUM_CLASSES + 1
+from .magenta_plan import (CONDUCTOR_PREFIX, CONVERTERS, DRUM_DEPTH, NUM_DRUM_CLASSES, ROLL_DEPTH,
+                           SUPPORTED_CONVERTERS, UNSUPPORTED_CONVERTERS, ImportPlan, TrackSpec, bidi_prefix,
+                           check_spec, decoder_prefixes, plan_import)
+from .magenta_weights import CONFIG, MANIFEST, MagentaImportError, read_weights, write_checkpoint
 
-SUPPORTED_CONVERTERS = ("MelodyConverter", "DrumsConverter", "TrioConverter")
-UNSUPPORTED_CONVERTERS = {
-    "GrooveConverter": "GrooveVAE (GrooveConverter: hits, velocities and offsets; a GrooveDecoder)",
-    "MultitrackConverter": "multitrack performance models (MultitrackConverter: event-based tracks "
-                           "with end tokens and variable-length segments)",
-    "DrumRollConverter": "drum-roll output models (DrumRollConverter: a boolean / Bernoulli decoder)",
-    "DrumsOneHotConverter": "DrumsOneHotConverter models (only used by MusicRNN in magenta.js)",
-    "MelodyRhythmConverter": "melody-rhythm models (MelodyRhythmConverter has no note codec here)",
-    "MelodyShapeConverter": "melody-shape models (MelodyShapeConverter has no note codec here)",
-    "TrioRhythmConverter": "trio-rhythm models (TrioRhythmConverter has no note codec here)",
-}
-
-_TFJS_DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
-_NP_DTYPE = {"float32": "<f4", "int32": "<i4", "bool": "u1", "uint8": "u1", "uint16": "<u2", "float16": "<f2"}
-
-
-class MagentaImportError(ValueError):
-    """A checkpoint this importer cannot read or this project's model cannot represent."""
-
-
-# ============================================================================== weights manifest
-def read_weights(ckpt_dir) -> dict[str, np.ndarray]:
-    """All weights of a tfjs weights manifest as float32 / int32 numpy arrays, by name."""
-    ckpt_dir = Path(ckpt_dir)
-    path = ckpt_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MagentaImportError(f"{ckpt_dir}: no {MANIFEST} (not a magenta.js checkpoint directory)") from None
-    except json.JSONDecodeError as e:
-        raise MagentaImportError(f"{path}: not valid JSON ({e})") from None
-    if isinstance(manifest, dict) and "weightsManifest" in manifest:   # a tfjs model.json
-        manifest = manifest["weightsManifest"]
-    if not isinstance(manifest, list):
-        raise MagentaImportError(f"{path}: expected a list of weight groups")
-    out: dict[str, np.ndarray] = {}
-    for g, group in enumerate(manifest):
-        if not isinstance(group, dict) or "paths" not in group or "weights" not in group:
-            raise MagentaImportError(f"{path}: group {g} needs 'paths' and 'weights'")
-        chunks = []
-        for p in group["paths"]:
-            shard = ckpt_dir / p
-            if not shard.is_file():
-                raise MagentaImportError(f"{path}: shard {p!r} of group {g} is missing")
-            chunks.append(shard.read_bytes())
-        buf = b"".join(chunks)
-        offset = 0
-        for spec in group["weights"]:
-            name, shape, dtype = spec["name"], [int(d) for d in spec["shape"]], spec.get("dtype", "float32")
-            size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            q = spec.get("quantization")
-            raw_dtype = q["dtype"] if q else dtype
-            if raw_dtype not in _TFJS_DTYPE_BYTES:
-                raise MagentaImportError(f"{path}: weight {name!r} has unsupported dtype {raw_dtype!r}")
-            nbytes = size * _TFJS_DTYPE_BYTES[raw_dtype]
-            if offset + nbytes > len(buf):
-                raise MagentaImportError(f"{path}: the shards of group {g} end inside weight {name!r} "
-                                         f"({len(buf)} bytes, need {offset + nbytes})")
-            raw = np.frombuffer(buf, dtype=_NP_DTYPE[raw_dtype], count=size, offset=offset)
-            offset += nbytes
-            out[name] = _dequantize(name, raw, dtype, q).reshape(shape)
-        if offset != len(buf):
-            raise MagentaImportError(f"{path}: group {g} has {len(buf) - offset} bytes after its last weight")
-    return out
-
-
-def _dequantize(name: str, raw: np.ndarray, dtype: str, q: dict | None) -> np.ndarray:
-    if q is None:
-        if dtype == "float32":
-            return raw.astype(np.float32)
-        if dtype in ("int32", "bool"):
-            return raw.astype(np.int32)
-        raise MagentaImportError(f"weight {name!r}: unsupported dtype {dtype!r}")
-    qd = q["dtype"]
-    if qd in ("uint8", "uint16"):
-        if "min" not in q or "scale" not in q:
-            raise MagentaImportError(f"weight {name!r}: {qd} quantization without 'min' and 'scale'")
-        # tfjs: values[i] = q * scale + min in double precision, stored as float32
-        v = raw.astype(np.float64) * float(q["scale"]) + float(q["min"])
-        return np.round(v).astype(np.int32) if dtype == "int32" else v.astype(np.float32)
-    if qd == "float16":
-        if dtype != "float32":
-            raise MagentaImportError(f"weight {name!r}: float16 quantization of a {dtype} weight")
-        return raw.astype(np.float32)
-    raise MagentaImportError(f"weight {name!r}: unknown quantization dtype {qd!r} "
-                             "(tfjs supports uint8, uint16 and float16)")
-
-
-def write_checkpoint(ckpt_dir, config: dict, weights: dict[str, np.ndarray], quantize: str | None = None,
-                     shard_bytes: int = 4 << 20) -> Path:
-    """Write a magenta.js checkpoint directory (config.json, weights_manifest.json, shards).
-
-    `quantize`: None (float32), "uint8" / "uint16" (affine, tfjs `{min, scale, dtype}`) or "float16".
-    The inverse of `read_weights`; used to build test checkpoints.
-    """
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    entries, blobs = [], []
-    for name, arr in weights.items():
-        arr = np.asarray(arr, dtype=np.float32)
-        entry = {"name": name, "shape": list(arr.shape), "dtype": "float32"}
-        if quantize in ("uint8", "uint16"):
-            levels = 255 if quantize == "uint8" else 65535
-            lo, hi = float(arr.min()), float(arr.max())
-            scale = (hi - lo) / levels if hi > lo else 1.0
-            qv = np.clip(np.round((arr.astype(np.float64) - lo) / scale), 0, levels)
-            blobs.append(qv.astype(_NP_DTYPE[quantize]).tobytes())
-            entry["quantization"] = {"min": lo, "scale": scale, "dtype": quantize}
-        elif quantize == "float16":
-            blobs.append(arr.astype("<f2").tobytes())
-            entry["quantization"] = {"dtype": "float16"}
-        elif quantize is None:
-            blobs.append(arr.astype("<f4").tobytes())
-        else:
-            raise ValueError(f"unknown quantization {quantize!r}")
-        entries.append(entry)
-    data = b"".join(blobs)
-    n = max(1, math.ceil(len(data) / shard_bytes))
-    paths = []
-    for i in range(n):
-        fname = f"group1-shard{i + 1}of{n}"
-        (ckpt_dir / fname).write_bytes(data[i * shard_bytes:(i + 1) * shard_bytes])
-        paths.append(fname)
-    (ckpt_dir / MANIFEST).write_text(json.dumps([{"paths": paths, "weights": entries}]))
-    (ckpt_dir / CONFIG).write_text(json.dumps(config, indent=1))
-    return ckpt_dir
-
-
-# ============================================================================== names (magenta.js)
-def bidi_prefix(direction: str, level: int | None = None, layer: int = 0) -> str:
-    if level is None:
-        return f"encoder/cell_{layer}/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell/"
-    return f"encoder/hierarchical_level_{level}/cell_0/bidirectional_rnn/{direction}/multi_rnn_cell/cell_0/lstm_cell/"
-
-
-def decoder_prefixes(hierarchical: bool, splits: int) -> list[str]:
-    base = "core_decoder/" if hierarchical else ""
-    if splits:
-        return [f"{base}core_decoder_{i}/decoder/" for i in range(splits)]
-    return [f"{base}decoder/"]
-
-
-CONDUCTOR_PREFIX = "decoder/hierarchical_level_0/"
-
-
-def _lstm_layers(weights: dict, cell_format: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """magenta.js getLstmLayers: cell_0, cell_1, ... until a kernel is missing."""
-    out, l = [], 0
-    while cell_format % l + "kernel" in weights:
-        p = cell_format % l
-        if p + "bias" not in weights:
-            raise MagentaImportError(f"checkpoint has {p}kernel but no {p}bias")
-        out.append((p, weights[p + "kernel"], weights[p + "bias"]))
-        l += 1
-    return out
-
-
-# ============================================================================== the plan
-@dataclass
-class TrackSpec:
-    kind: str                  # melody | drums
-    depth: int                 # one-hot classes (decoder side)
-    min_pitch: int = 0
-    max_pitch: int = 0
-    name: str = ""
-    program: int = 0
-
-
-@dataclass
-class ImportPlan:
-    """Everything the importer learnt from config.json and the weight shapes."""
-    converter: str
-    kind: str                  # melody | drums | trio
-    num_steps: int
-    bars: int
-    hierarchical: bool
-    tracks: list[TrackSpec]
-    roll_input: bool           # DrumsConverter: the encoder reads a drum roll
-    z_size: int
-    enc_units: int             # flat: the BiLSTM; hierarchical: level 1
-    bar_enc_units: int = 0     # hierarchical: level 0
-    dec_units: int = 0
-    dec_layers: int = 0
-    split_decoders: int = 0    # number of per-track core decoders (0 = one decoder)
-    cond_units: int = 0
-    cond_layers: int = 0
-    has_sigma: bool = False
-    ignored: list[str] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> list[int]:
-        return [t.depth for t in self.tracks]
-
-    @property
-    def input_size(self) -> int:
-        return sum(self.num_classes)
-
-
-def _melody_track(args: dict, name: str, program: int, where: str) -> TrackSpec:
-    try:
-        lo, hi = int(args["minPitch"]), int(args["maxPitch"])
-    except (KeyError, TypeError, ValueError):
-        raise MagentaImportError(f"config.json: {where} needs integer minPitch and maxPitch") from None
-    MelodyCodec(lo, hi)   # validates the range
-    return TrackSpec("melody", hi - lo + 3, lo, hi, name, program)
-
-
-def _drum_track(args: dict, where: str) -> TrackSpec:
-    if args.get("pitchClasses") is not None and len(args["pitchClasses"]) != NUM_DRUM_CLASSES:
-        raise MagentaImportError(f"config.json: {where} has {len(args['pitchClasses'])} drum pitch classes; "
-                                 f"the drums codec has the standard {NUM_DRUM_CLASSES}")
-    return TrackSpec("drums", DRUM_DEPTH, name="drums")
-
-
-def check_spec(spec: dict) -> None:
-    """Reject what the package format cannot express, naming it."""
-    if not isinstance(spec, dict) or spec.get("type") != "MusicVAE":
-        raise MagentaImportError(f"config.json: type is {spec.get('type') if isinstance(spec, dict) else spec!r}, "
-                                 "expected 'MusicVAE'")
-    conv = spec.get("dataConverter") or {}
-    ctype = conv.get("type")
-    if ctype in UNSUPPORTED_CONVERTERS:
-        raise MagentaImportError(f"unsupported model: {UNSUPPORTED_CONVERTERS[ctype]}; latent-bridge "
-                                 f"imports {', '.join(SUPPORTED_CONVERTERS)} models")
-    if ctype not in SUPPORTED_CONVERTERS:
-        raise MagentaImportError(f"config.json: unknown dataConverter type {ctype!r}; supported: "
-                                 f"{', '.join(SUPPORTED_CONVERTERS)}")
-    if spec.get("chordEncoder"):
-        raise MagentaImportError(f"unsupported model: chord conditioning (chordEncoder={spec['chordEncoder']!r}); "
-                                 "the runtime has no chord-progression input")
-    if spec.get("conditionOnKey"):
-        raise MagentaImportError("unsupported model: key conditioning (conditionOnKey); the runtime has no key input")
-    if spec.get("extraControls"):
-        names = [c.get("name") for c in spec["extraControls"]]
-        raise MagentaImportError(f"unsupported model: extra control signals {names}; the runtime has no control inputs")
-    if spec.get("useBooleanDecoder"):
-        raise MagentaImportError("unsupported model: a boolean (Bernoulli) decoder (useBooleanDecoder); "
-                                 "the runtime decodes categorical tokens only")
-
-
-def plan_import(spec: dict, weights: dict[str, np.ndarray]) -> ImportPlan:
-    """Read the architecture from config.json and the weight shapes, checking every shape."""
-    check_spec(spec)
-    conv = spec["dataConverter"]
-    ctype, args = conv["type"], dict(conv.get("args") or {})
-    num_steps = args.get("numSteps")
-    if not isinstance(num_steps, int) or num_steps <= 0:
-        raise MagentaImportError("config.json: dataConverter.args.numSteps must be a positive integer "
-                                 "(models without a fixed length cannot be imported)")
-    segments = args.get("numSegments") or 0
-    hierarchical = bool(segments)
-    if num_steps % STEPS_PER_BAR:
-        raise MagentaImportError(f"unsupported model: numSteps {num_steps} is not a whole number of "
-                                 f"{STEPS_PER_BAR}-step bars")
-    bars = num_steps // STEPS_PER_BAR
-    if hierarchical and num_steps != segments * STEPS_PER_BAR:
-        raise MagentaImportError(f"unsupported model: {segments} segments of {num_steps / segments:g} steps; "
-                                 f"the hierarchical runtime needs one segment per {STEPS_PER_BAR}-step bar")
-
-    roll_input, splits = False, 0
-    if ctype == "MelodyConverter":
-        kind, tracks = "melody", [_melody_track(args, "melody", 0, "MelodyConverter")]
-    elif ctype == "DrumsConverter":
-        kind, tracks, roll_input = "drums", [_drum_track(args, "DrumsConverter")], True
-    else:  # TrioConverter
-        kind, splits = "trio", 3
-        for key in ("melArgs", "bassArgs", "drumsArgs"):
-            if not isinstance(args.get(key), dict):
-                raise MagentaImportError(f"config.json: TrioConverter needs {key}")
-        tracks = [_melody_track(args["melArgs"], "lead", 0, "TrioConverter.melArgs"),
-                  _melody_track(args["bassArgs"], "bass", 33, "TrioConverter.bassArgs"),
-                  _drum_track(args["drumsArgs"], "TrioConverter.drumsArgs")]
-
-    known: set[str] = set()
-
-    def need(name: str) -> np.ndarray:
-        if name not in weights:
-            raise MagentaImportError(f"checkpoint is missing weight {name!r}")
-        known.add(name)
-        return weights[name]
-
-    def expect(name: str, shape: tuple, what: str):
-        got = tuple(need(name).shape)
-        if got != tuple(shape):
-            raise MagentaImportError(f"weight {name!r} has shape {got}, expected {tuple(shape)} ({what})")
-
-    # -- unsupported extras, named as magenta.js names them
-    for name in weights:
-        if name.startswith("control_preprocessing/"):
-            raise MagentaImportError("unsupported model: control preprocessing LSTM (control_preprocessing/...); "
-                                     "the runtime has no control inputs")
-        if "/nade/" in name or name.startswith("nade/"):
-            raise MagentaImportError("unsupported model: NADE decoder "
-                                     f"({name.rsplit('/nade/', 1)[0]}/nade/w_enc, w_dec_t); the runtime "
-                                     "decodes categorical tokens only")
-
-    # -- encoder
-    in_depth = ROLL_DEPTH if roll_input else sum(t.depth for t in tracks)
-
-    def bidi(level: int | None, in_size: int) -> int:
-        units = None
-        for d in ("fw", "bw"):
-            if level is None:
-                layers = _lstm_layers(weights, f"encoder/cell_%d/bidirectional_rnn/{d}/multi_rnn_cell/cell_0/lstm_cell/")
-                if len(layers) > 1:
-                    raise MagentaImportError(f"unsupported model: a {len(layers)}-layer bidirectional encoder "
-                                             "(magenta.js and this importer read single-layer flat encoders)")
-            p = bidi_prefix(d, level)
-            k = need(p + "kernel")
-            u = k.shape[1] // 4
-            expect(p + "kernel", (in_size + u, 4 * u), f"encoder {d} LSTM over {in_size} inputs")
-            expect(p + "bias", (4 * u,), f"encoder {d} LSTM bias")
-            if units is not None and u != units:
-                raise MagentaImportError(f"encoder fw and bw LSTMs differ in size ({units} vs {u})")
-            units = u
-        return units
-
-    if hierarchical:
-        if bidi_prefix("fw", 2) + "kernel" in weights:
-            raise MagentaImportError("unsupported model: more than 2 hierarchical encoder levels")
-        for lvl in (0, 1):
-            if bidi_prefix("fw", lvl) + "kernel" not in weights:
-                raise MagentaImportError(f"checkpoint is missing the hierarchical encoder level {lvl} "
-                                         f"({bidi_prefix('fw', lvl)}kernel)")
-        bar_units = bidi(0, in_depth)
-        enc_units = bidi(1, 2 * bar_units)
-    else:
-        bar_units = 0
-        if bidi_prefix("fw") + "kernel" not in weights:
-            raise MagentaImportError(f"checkpoint is missing the encoder ({bidi_prefix('fw')}kernel)")
-        enc_units = bidi(None, in_depth)
-    mu_k = need("encoder/mu/kernel")
-    z_size = mu_k.shape[1]
-    expect("encoder/mu/kernel", (2 * enc_units, z_size), "encoder mu dense")
-    expect("encoder/mu/bias", (z_size,), "encoder mu bias")
-    has_sigma = "encoder/sigma/kernel" in weights
-    if has_sigma:
-        expect("encoder/sigma/kernel", (2 * enc_units, z_size), "encoder sigma dense")
-        expect("encoder/sigma/bias", (z_size,), "encoder sigma bias")
-
-    # -- conductor
-    cond_units = cond_layers = 0
-    if hierarchical:
-        layers = _lstm_layers(weights, CONDUCTOR_PREFIX + "cell_%d/lstm_cell/")
-        if not layers:
-            raise MagentaImportError(f"checkpoint is missing the conductor ({CONDUCTOR_PREFIX}cell_0/lstm_cell/kernel)")
-        cond_units = layers[0][1].shape[1] // 4
-        cond_layers = len(layers)
-        for l, (p, _, _) in enumerate(layers):
-            expect(p + "kernel", ((1 if l == 0 else cond_units) + cond_units, 4 * cond_units),
-                   "conductor LSTM (input: a constant zero of width 1)")
-            expect(p + "bias", (4 * cond_units,), "conductor LSTM bias")
-        expect(CONDUCTOR_PREFIX + "initial_state/kernel", (z_size, 2 * cond_layers * cond_units),
-               "conductor initial state dense")
-        expect(CONDUCTOR_PREFIX + "initial_state/bias", (2 * cond_layers * cond_units,), "conductor initial state bias")
-    cond_size = cond_units if hierarchical else z_size
-
-    # -- core decoder(s)
-    prefixes = decoder_prefixes(hierarchical, splits)
-    groups = [[t] for t in tracks] if splits else [tracks]
-    dec_units = dec_layers = None
-    for prefix, group in zip(prefixes, groups):
-        layers = _lstm_layers(weights, prefix + "multi_rnn_cell/cell_%d/lstm_cell/")
-        if not layers:
-            where = "per-track core decoders" if splits else "a decoder"
-            raise MagentaImportError(f"checkpoint is missing {where}: no {prefix}multi_rnn_cell/cell_0/lstm_cell/kernel")
-        u = layers[0][1].shape[1] // 4
-        if dec_units is not None and (u, len(layers)) != (dec_units, dec_layers):
-            raise MagentaImportError(f"unsupported model: the per-track decoders differ in size "
-                                     f"({dec_layers}x{dec_units} vs {len(layers)}x{u})")
-        dec_units, dec_layers = u, len(layers)
-        out = sum(t.depth for t in group)
-        for l, (p, k, _) in enumerate(layers):
-            if k.shape[1] != 4 * u:
-                raise MagentaImportError(f"unsupported model: decoder layers of different sizes ({p}kernel {k.shape})")
-            expect(p + "kernel", ((out + cond_size if l == 0 else u) + u, 4 * u),
-                   f"decoder LSTM layer {l}: input [previous one-hot ({out}), cond ({cond_size})]")
-            expect(p + "bias", (4 * u,), "decoder LSTM bias")
-        expect(prefix + "z_to_initial_state/kernel", (cond_size, 2 * dec_layers * u), "decoder initial state dense")
-        expect(prefix + "z_to_initial_state/bias", (2 * dec_layers * u,), "decoder initial state bias")
-        expect(prefix + "output_projection/kernel", (u, out), "decoder output projection")
-        expect(prefix + "output_projection/bias", (out,), "decoder output projection bias")
-
-    ignored = sorted(n for n in weights if n not in known)
-    return ImportPlan(converter=ctype, kind=kind, num_steps=num_steps, bars=bars, hierarchical=hierarchical,
-                      tracks=tracks, roll_input=roll_input, z_size=z_size, enc_units=enc_units,
-                      bar_enc_units=bar_units, dec_units=dec_units, dec_layers=dec_layers,
-                      split_decoders=splits, cond_units=cond_units, cond_layers=cond_layers,
-                      has_sigma=has_sigma, ignored=ignored)
+# the importer's whole vocabulary stays importable from here (tests, export_onnx.magenta_reference)
+__all__ = ["CONDUCTOR_PREFIX", "CONFIG", "CONVERTERS", "DRUM_DEPTH", "MANIFEST", "NUM_DRUM_CLASSES", "ROLL_DEPTH",
+           "SUPPORTED_CONVERTERS", "UNSUPPORTED_CONVERTERS", "ImportPlan", "MagentaImportError", "TrackSpec",
+           "add_parser", "bidi_prefix", "build_model", "check_spec", "decoder_prefixes", "fold_roll_input",
+           "import_magenta", "load_magenta_checkpoint", "model_config", "plan_import", "read_weights", "register",
+           "roll_matrix", "state_dict_for", "track_specs", "write_checkpoint"]
 
 
 # ============================================================================== torch model
@@ -588,7 +197,19 @@ def build_model(plan: ImportPlan, weights: dict[str, np.ndarray], name: str = "i
 
 
 def load_magenta_checkpoint(ckpt_dir, name: str = "imported"):
-    """Read and check a magenta.js checkpoint directory -> (torch model, plan, config.json dict)."""
+    """Reads and checks a magenta.js checkpoint directory.
+
+    Args:
+      ckpt_dir: the directory (config.json, weights_manifest.json, shards).
+      name: the model's name (its config's).
+
+    Returns:
+      (the torch MusicVAE in eval mode, the ImportPlan, config.json as a dict).
+
+    Raises:
+      MagentaImportError: not a checkpoint directory, or a model the package format cannot hold
+        (named), or weights missing or of the wrong shape.
+    """
     ckpt_dir = Path(ckpt_dir)
     if not ckpt_dir.is_dir():
         raise MagentaImportError(f"{ckpt_dir} is not a directory")
@@ -607,7 +228,23 @@ def load_magenta_checkpoint(ckpt_dir, name: str = "imported"):
 # ============================================================================== package + CLI
 def import_magenta(ckpt_dir, out_dir, name: str | None = None, weights: str = "fp32",
                    max_mb: float | None = None, verify: bool = True) -> dict:
-    """A magenta.js checkpoint directory -> a model package in out_dir; returns its model.json."""
+    """Imports a magenta.js checkpoint directory as a model package (`import-magenta`).
+
+    Args:
+      ckpt_dir: the magenta.js checkpoint directory.
+      out_dir: the package directory to write.
+      name: the model's name in model.json (default: out_dir's folder name).
+      weights: "fp32" | "fp16" storage of the graphs' weights (compute is float32 either way).
+      max_mb: fail when the package is larger (None: no limit).
+      verify: check every graph against torch (export_onnx.export).
+
+    Returns:
+      The package's model.json; its `training` section records the source checkpoint, the data
+      converter, how the encoder input and sigma were mapped and the ignored weights.
+
+    Raises:
+      MagentaImportError: as load_magenta_checkpoint.
+    """
     from .export import write_package
 
     out_dir = Path(out_dir)

@@ -8,6 +8,9 @@ Recipe (MusicVAE paper / Magenta, see `configs.TrainRecipe`):
 - pitch augmentation: every example moved by a random number of semitones in [lo, hi] (kept as is
   when a note would leave the range).
 
+The step loop, logging, validation, checkpoints and the deadline are export_onnx.trainer.Trainer's;
+`VaeTrainer` below adds what is the VAE's own, and `train()` prepares the data and the model.
+
 Run directory (`--out`): `latest.pt` and `best.pt` (written atomically), `log.jsonl`, `config.json`.
 `--resume` restarts from `latest.pt` exactly: model, optimizer, step, RNG states and the position in
 the data order, so N steps + resume N steps == 2N steps straight. A weights-only checkpoint
@@ -37,8 +40,8 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 # OpenMP threads that spin while waiting collapse when the cores are shared (a step can take 100x
@@ -49,13 +52,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .configs import ModelConfig, TrainRecipe, get_config  # noqa: E402
-from .model import (MusicVAE, checkpoint_file, kl_divergence, reconstruction_loss,  # noqa: E402
-                    resolve_size, step_accuracy, vae_loss)
+from .model import MusicVAE, checkpoint_file, kl_divergence, reconstruction_loss, step_accuracy, vae_loss  # noqa: E402
+from .trainer import BatchStream, ExponentialDecay, Trainer, atomic_save  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------- schedules
 def learning_rate_at(step: int, recipe: TrainRecipe) -> float:
-    return (recipe.learning_rate - recipe.min_learning_rate) * recipe.decay_rate ** step + recipe.min_learning_rate
+    return ExponentialDecay(recipe.learning_rate, recipe.min_learning_rate, recipe.decay_rate)(step)
 
 
 class RunPlan:
@@ -155,33 +158,6 @@ def augment_batch(tokens: np.ndarray, config: ModelConfig, rng: np.random.Genera
     return np.asarray(augment(tokens, config.codec, rng, lo, hi + 1))  # dataset.augment: high excluded
 
 
-class BatchStream:
-    """Shuffled epochs from a seeded NumPy generator; state = (rng state, epoch, permutation, position)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        if n < batch_size:
-            raise ValueError(f"the training split has {n} examples, fewer than one batch ({batch_size})")
-        self.n, self.batch_size = n, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.epoch, self.pos = 0, 0
-        self.perm = self.rng.permutation(n)
-
-    def next(self) -> np.ndarray:
-        if self.pos + self.batch_size > self.n:
-            self.epoch += 1
-            self.perm, self.pos = self.rng.permutation(self.n), 0
-        idx = self.perm[self.pos:self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return idx
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "pos": self.pos, "perm": self.perm.copy()}
-
-    def load(self, s: dict) -> None:
-        self.rng.bit_generator.state = s["rng"]
-        self.epoch, self.pos, self.perm = s["epoch"], s["pos"], np.asarray(s["perm"])
-
-
 # --------------------------------------------------------------------------------------------- helpers
 def random_streams(seed: int, rank: int, n: int, batch_size: int, offset: int = 0):
     """(torch generator for z noise and scheduled sampling, NumPy generator for pitch augmentation,
@@ -212,12 +188,6 @@ def parameter_digest(model: torch.nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def batch_losses(model: MusicVAE, logits, mu, sigma, tokens) -> dict:
@@ -281,20 +251,17 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
-# --------------------------------------------------------------------------------------------- training
-def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: int | None = None,
-          batch_size: int | None = None, resume: bool = False, seed: int = 0, threads: int | None = None,
-          device: str | None = None, val_examples: int = 2048, log_every: int = 50,
-          validate_every: int | None = None, checkpoint_every: int | None = None,
-          model_size=None, recipe_changes: dict | None = None, progress: bool = True,
-          max_minutes: float | None = None, init_from=None, plan_steps: int | None = None,
-          plan_minutes: float | None = None, record_batches: bool | None = None) -> dict:
-    """Train; returns a summary dict. `model_size` (a ModelSize) overrides `size` (tests use tiny ones).
+# --------------------------------------------------------------------------------------------- processes
+class Processes:
+    """This process's place in a torchrun job (world 1, rank 0 without torchrun) and its device."""
 
-    `init_from` (a model package directory) starts a new run from the package's weights (its size
-    replaces `size`); the package's training history is carried on in the checkpoints.
-    `plan_steps` / `plan_minutes` size the run-sized schedules when the run is done in chunks
-    (default: max_steps / max_minutes); a resumed run keeps the plan of its checkpoint."""
+    def __init__(self, world: int, rank: int, device: torch.device):
+        self.world, self.rank, self.device = world, rank, device
+        self.is_main = rank == 0
+
+
+def start_processes(threads: int | None, device: str | None) -> Processes:
+    """Threads, the device (cuda:LOCAL_RANK when there is CUDA) and, under torchrun, the process group."""
     world, rank, local_rank = _dist_info()
     torch.set_num_threads(threads or default_threads())
     if device is None:
@@ -304,25 +271,23 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    return Processes(world, rank, device)
 
+
+# --------------------------------------------------------------------------------------------- the run's parts
+def run_config(config_name: str, batch_size: int | None, recipe_changes: dict | None) -> ModelConfig:
+    """The named config with this run's recipe changes (`--recipe`, `--batch-size`)."""
     config = get_config(config_name)
     changes = dict(recipe_changes or {})
     if batch_size:
         changes["batch_size"] = batch_size
-    if changes:
-        config = replace(config, recipe=replace(config.recipe, **changes))
-    recipe = config.recipe
-    if recipe.batch_size % world:
-        raise ValueError(f"batch size {recipe.batch_size} is not divisible by WORLD_SIZE {world}")
-    local_batch = recipe.batch_size // world
-    validate_every = validate_every or recipe.validate_every
-    checkpoint_every = checkpoint_every or recipe.checkpoint_every
-    max_steps = max_steps if max_steps is not None else 50_000
+    return replace(config, recipe=replace(config.recipe, **changes)) if changes else config
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def training_data(data_dir, config: ModelConfig, val_examples: int):
+    """(train tokens, validation tokens or None). A sharded set (`dataset --shard-size`) stays on
+    disk, memory-mapped: a process reads its rows only."""
     load_split, _ = _dataset_api()
-    # a sharded set (`dataset --shard-size`) stays on disk, memory-mapped: a process reads its rows only
     train_tokens = load_split(data_dir, "train", mmap=True)["tokens"]
     try:
         val_tokens = np.asarray(load_split(data_dir, "validation", mmap=True)["tokens"][:val_examples])
@@ -331,203 +296,274 @@ def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: i
     if train_tokens.shape[1:] != (config.num_steps, len(config.tracks)):
         raise ValueError(f"{data_dir}: tokens {train_tokens.shape[1:]} do not fit {config.name} "
                          f"({config.num_steps} steps, {len(config.tracks)} tracks)")
+    return train_tokens, val_tokens
 
-    torch.manual_seed(seed)
-    history: list[dict] = []
-    if init_from is not None:
-        from .from_package import read_package_model, training_history
-        model, manifest = read_package_model(init_from)
-        if manifest["config"] != config.name:
-            raise ValueError(f"{init_from} is a {manifest['config']} package, not {config.name}")
-        size_name, size_obj = model.size_name, model.size
-        prior = (manifest.get("training") or {}).get("history")
-        history = list(prior) if prior else [{"run": (manifest.get("training") or {}).get("run", "shipped"),
-                                              **training_history(manifest)}]
-        model = model.to(device)
-    else:
-        size_name, size_obj = ("custom", model_size) if model_size is not None else resolve_size(config, size)
-        model = MusicVAE(config, size_obj).to(device)
-        model.size_name = size_name
-    model.decoder.sampling_method = recipe.sampling_method
-    model.decoder.input_dropout = recipe.input_dropout
-    plan = RunPlan(plan_steps or max_steps, plan_minutes or max_minutes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
-    gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size)
-    step, best, wall = 0, float("inf"), 0.0
 
-    latest = out_dir / "latest.pt"
-    if resume and latest.exists():
-        ck = torch.load(latest, map_location=device, weights_only=False)
-        if ck["config"] != config.name:
-            raise ValueError(f"{latest} is a {ck['config']} run, not {config.name}")
-        model.load_state_dict(ck["model"])
-        step, best, wall = ck["step"], ck["best"], ck.get("wall_time", 0.0)
-        history = ck.get("history_before", history)
+def initial_model(config: ModelConfig, size, init_from, device) -> tuple[MusicVAE, list[dict]]:
+    """(the model to start from, the training history before this run): new weights of `size` (a
+    name or a ModelSize), or a package's (`init_from`; its size, its runs so far)."""
+    if init_from is None:
+        return MusicVAE(config, size).to(device), []
+    from .from_package import read_package_model, training_history
+    model, manifest = read_package_model(init_from)
+    if manifest["config"] != config.name:
+        raise ValueError(f"{init_from} is a {manifest['config']} package, not {config.name}")
+    training = manifest.get("training") or {}
+    prior = training.get("history")
+    history = list(prior) if prior else [{"run": training.get("run", "shipped"), **training_history(manifest)}]
+    return model.to(device), history
+
+
+# --------------------------------------------------------------------------------------------- training
+class VaeTrainer(Trainer):
+    """The MusicVAE on the shared loop (export_onnx.trainer).
+
+    What is the VAE's own: the batch (this process's slice of the global batch, pitch-augmented),
+    β and the scheduled sampling probability of each step (from the recipe and the run plan), bf16
+    autocast, the loss (export_onnx.model.vae_loss), validation with `selection_score`, and
+    checkpoints that resume exactly: optimizer, data order and every process's random streams.
+    Under torchrun the model runs wrapped in DistributedDataParallel, the processes agree on the
+    deadline and on the minutes-based schedules before each step, and gather their random streams
+    to rank 0 before it writes a checkpoint.
+
+    Args:
+      model: the MusicVAE, on `procs.device`.
+      config: the run's config (its recipe with this run's changes).
+      train_tokens, val_tokens: (N, steps, tracks) token arrays; val_tokens None or empty: no
+        validation (best.pt follows latest.pt).
+      out_dir: the run directory.
+      procs: this process's place in the job.
+      seed: seeds the data order and the random streams.
+      plan: the run plan of the run-sized schedules.
+      history: the runs before this one (a package's), carried on in the checkpoints.
+      init_from: the package the weights came from (recorded), or None.
+      **loop: the Trainer's max_steps, log_every, validate_every, checkpoint_every, max_minutes,
+        progress.
+    """
+
+    def __init__(self, model: MusicVAE, config: ModelConfig, train_tokens, val_tokens, out_dir, procs: Processes,
+                 *, seed: int, plan: RunPlan, history: list[dict], init_from=None, **loop):
+        recipe = config.recipe
+        model.decoder.sampling_method = recipe.sampling_method
+        model.decoder.input_dropout = recipe.input_dropout
+        super().__init__(model, torch.optim.Adam(model.parameters(), lr=recipe.learning_rate), out_dir,
+                         learning_rate=partial(learning_rate_at, recipe=recipe), grad_clip=recipe.grad_clip,
+                         best_file="best.pt", latest_file="latest.pt", desc=config.name, is_main=procs.is_main,
+                         **loop)
+        self.config, self.recipe, self.procs = config, recipe, procs
+        self.train_tokens, self.val_tokens = train_tokens, val_tokens
+        self.has_validation = val_tokens is not None and len(val_tokens) > 0
+        self.local_batch = recipe.batch_size // procs.world
+        self.seed, self.plan, self.history, self.init_from = seed, plan, history, init_from
+        self.gen, self.aug_rng, self.stream = self._streams()
+        self.ranks_rng = None   # every process's random streams, gathered at the steps that may write a checkpoint
+        self.record = None      # debug: this process's example indices per step (off by default)
+        self.net = model        # what the steps run: the model, or its DistributedDataParallel wrapper
+        self.beta = self.p_sample = self.run_progress = 0.0
+
+    def _streams(self, offset: int = 0):
+        return random_streams(self.seed, self.procs.rank, len(self.train_tokens), self.recipe.batch_size, offset)
+
+    # ------------------------------------------------------------------------------------ resume
+    def resume(self, path: Path) -> None:
+        """Continues from a checkpoint of this config: weights, step, best score, wall time, plan
+        and history; the optimizer and the random streams too where it has them (exact), else (a
+        weights-only checkpoint) a fresh optimizer and a new data order.
+
+        Raises:
+          ValueError: the checkpoint is of another config.
+        """
+        ck = torch.load(path, map_location=self.procs.device, weights_only=False)
+        if ck["config"] != self.config.name:
+            raise ValueError(f"{path} is a {ck['config']} run, not {self.config.name}")
+        self.model.load_state_dict(ck["model"])
+        self.step, self.best, self.wall = ck["step"], ck["best"], ck.get("wall_time", 0.0)
+        self.history = ck.get("history_before", self.history)
         if ck.get("plan"):
-            plan = RunPlan(**ck["plan"])
+            self.plan = RunPlan(**ck["plan"])
         if ck.get("optimizer") is not None:
-            optimizer.load_state_dict(ck["optimizer"])
+            self.optimizer.load_state_dict(ck["optimizer"])
         if ck.get("rng") is not None:
-            rng = ck["rng"]
-            stream.load(rng["stream"])   # the data order: one for all processes
-            ranks = rng.get("ranks")     # every process's streams (torchrun runs); else rank 0's at top level
-            mine = ranks[rank] if ranks and len(ranks) == world else rng if not ranks and world == 1 else None
-            if mine is not None:
-                set_process_rng_state(mine, gen, aug_rng, device)
-            else:  # written by another number of processes: the data order goes on, new per-process streams
-                gen, aug_rng, _ = random_streams(seed, rank, len(train_tokens), recipe.batch_size, offset=step)
-                if rank == 0:
-                    print(f"resume: {latest} was written by {len(ranks) if ranks else ck.get('world_size', '?')} "
-                          f"process(es), this run has {world}: same data order, new per-process random streams "
-                          "(not bit-exact)", file=sys.stderr)
+            self._restore_streams(ck, path)
         else:  # weights only: a new data order, so the resumed run does not replay the first epochs
-            gen, aug_rng, stream = random_streams(seed, rank, len(train_tokens), recipe.batch_size, offset=step)
+            self.gen, self.aug_rng, self.stream = self._streams(offset=self.step)
 
-    ranks_rng = None   # every process's random streams, gathered at the steps that may write a checkpoint
+    def _restore_streams(self, ck: dict, path: Path) -> None:
+        rng, world, rank = ck["rng"], self.procs.world, self.procs.rank
+        self.stream.load(rng["stream"])   # the data order: one for all processes
+        ranks = rng.get("ranks")          # every process's streams (torchrun runs); else rank 0's at top level
+        mine = ranks[rank] if ranks and len(ranks) == world else rng if not ranks and world == 1 else None
+        if mine is not None:
+            set_process_rng_state(mine, self.gen, self.aug_rng, self.procs.device)
+            return
+        # written by another number of processes: the data order goes on, new per-process streams
+        self.gen, self.aug_rng, _ = self._streams(offset=self.step)
+        if rank == 0:
+            print(f"resume: {path} was written by {len(ranks) if ranks else ck.get('world_size', '?')} "
+                  f"process(es), this run has {world}: same data order, new per-process random streams "
+                  "(not bit-exact)", file=sys.stderr)
 
-    def gather_rng() -> list | None:
-        """A collective under torchrun (every process calls it at the same step)."""
-        if world == 1:
-            return None
-        states = [None] * world
-        torch.distributed.all_gather_object(states, process_rng_state(gen, aug_rng, device))
-        return states
+    def start_record(self, on: bool, resume: bool) -> None:
+        """Records this process's example indices per step to OUT/rank{r}_indices.jsonl (tests);
+        on resume the lines up to `step` are kept."""
+        if not on:
+            return
+        path = self.out_dir / f"rank{self.procs.rank}_indices.jsonl"
+        lines = path.read_text().splitlines() if resume and path.exists() else []
+        keep = [l for l in map(json.loads, filter(str.strip, lines)) if l["step"] <= self.step and not l.get("final")]
+        path.write_text("".join(json.dumps(l) + "\n" for l in keep))
+        self.record = open(path, "a", buffering=1)
 
-    def checkpoint(path: Path) -> None:
+    # ------------------------------------------------------------------------------------ the Trainer's hooks
+    def train_step(self):
+        rank, b = self.procs.rank, self.local_batch
+        idx = self.stream.next()[rank * b:(rank + 1) * b]
+        if self.record is not None:
+            self.record.write(json.dumps({"step": self.step + 1, "rank": rank, "indices": idx.tolist()}) + "\n")
+        batch = augment_batch(self.train_tokens[idx].astype(np.int64), self.config, self.aug_rng)
+        tokens = torch.as_tensor(batch, device=self.procs.device)
+        self.run_progress = self.plan.progress(self.step, self.wall)
+        self.beta = beta_at(self.step, self.recipe, self.run_progress)
+        self.p_sample = sampling_probability(self.step, self.recipe, self.run_progress)
+        with torch.autocast(self.procs.device.type, dtype=torch.bfloat16, enabled=self.recipe.precision == "bf16"):
+            logits, mu, sigma = self.net(tokens, self.p_sample, self.gen)
+        L = batch_losses(self.model, logits.float(), mu.float(), sigma.float(), tokens)
+        loss = vae_loss(L["r_loss"], L["kl"], self.beta, self.recipe.free_bits)
+        return loss, {"r_loss": L["r_loss"].mean(), "kl": L["kl"].mean(), "acc": L["acc"]}
+
+    def log_fields(self, means):
+        return {"loss": means["loss"].item(), "r_loss": means["r_loss"].item(),
+                "kl_bits": means["kl"].item() / math.log(2), "grad_norm": means["grad_norm"].item(),
+                "acc": means["acc"].tolist(), "beta": self.beta, "p_sample": self.p_sample,
+                "progress": self.run_progress, "epoch": self.stream.epoch}
+
+    def postfix(self, entry):
+        return {"loss": f"{entry['loss']:.2f}", "acc": f"{entry['acc'][0]:.3f}", "kl": f"{entry['kl_bits']:.1f}"}
+
+    def validate(self):
+        return {"free_bits": self.recipe.free_bits,
+                **validate(self.model, self.val_tokens, self.recipe, self.procs.device, max(self.local_batch, 64))}
+
+    def score(self, validation):
+        return selection_score(validation, self.recipe)
+
+    def agree_to_stop(self, stop):
+        if self.procs.world > 1 and (self.max_minutes is not None or self.plan.minutes):
+            # every process stops at the same step and follows the same minutes-based schedule
+            agreed = torch.tensor([float(stop), self.wall], dtype=torch.float64, device=self.procs.device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            stop, self.wall = bool(agreed[0].item()), float(agreed[1].item())
+        return stop
+
+    def before_saving(self):
+        if self.procs.world > 1:   # a collective: every process calls it at the same step
+            self.ranks_rng = [None] * self.procs.world
+            torch.distributed.all_gather_object(self.ranks_rng, process_rng_state(self.gen, self.aug_rng,
+                                                                                 self.procs.device))
+
+    def save(self, path):
+        out = self.out_dir
         atomic_save({
-            "format": "latent-bridge-checkpoint", "config": config.name, "size_name": size_name,
-            "size": asdict(size_obj), "recipe": asdict(recipe), "step": step, "best": best,
-            "wall_time": wall, "seed": seed, "model": model.state_dict(), "plan": plan.to_dict(),
-            "init_from": None if init_from is None else str(init_from), "history_before": history,
-            "history": history + [{"run": out_dir.name, "steps": step, "examples": step * recipe.batch_size,
-                                   "wall_time": wall}],
-            "optimizer": optimizer.state_dict(), "world_size": world,
-            "rng": {**process_rng_state(gen, aug_rng, device), "stream": stream.state(), "ranks": ranks_rng},
+            "format": "latent-bridge-checkpoint", "config": self.config.name, "size_name": self.model.size_name,
+            "size": asdict(self.model.size), "recipe": asdict(self.recipe), "step": self.step, "best": self.best,
+            "wall_time": self.wall, "seed": self.seed, "model": self.model.state_dict(), "plan": self.plan.to_dict(),
+            "init_from": None if self.init_from is None else str(self.init_from), "history_before": self.history,
+            "history": self.history + [{"run": out.name, "steps": self.step,
+                                        "examples": self.step * self.recipe.batch_size, "wall_time": self.wall}],
+            "optimizer": self.optimizer.state_dict(), "world_size": self.procs.world,
+            "rng": {**process_rng_state(self.gen, self.aug_rng, self.procs.device), "stream": self.stream.state(),
+                    "ranks": self.ranks_rng},
         }, path)
 
-    is_main = rank == 0
-    log_path = out_dir / "log.jsonl"
-    if is_main:
+    def run(self) -> dict:
+        if self.procs.world > 1:
+            device = self.procs.device
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        summary = super().run()
+        if self.record is not None:
+            self.record.write(json.dumps({"step": self.step, "rank": self.procs.rank, "final": True,
+                                          "params_sha256": parameter_digest(self.model)}) + "\n")
+            self.record.close()
+        if self.procs.world > 1:
+            torch.distributed.barrier()
+        return summary
+
+
+def train(config_name: str, data_dir, out_dir, size: str = "small", max_steps: int | None = None,
+          batch_size: int | None = None, resume: bool = False, seed: int = 0, threads: int | None = None,
+          device: str | None = None, val_examples: int = 2048, log_every: int = 50,
+          validate_every: int | None = None, checkpoint_every: int | None = None,
+          model_size=None, recipe_changes: dict | None = None, progress: bool = True,
+          max_minutes: float | None = None, init_from=None, plan_steps: int | None = None,
+          plan_minutes: float | None = None, record_batches: bool | None = None) -> dict:
+    """Trains a MusicVAE into the run directory `out_dir` (`python -m export_onnx train`).
+
+    Args:
+      config_name: a name of export_onnx.configs.CONFIGS.
+      data_dir: the dataset directory (train and, optionally, validation split).
+      out_dir: the run directory: latest.pt, best.pt, log.jsonl, config.json.
+      size: "small" | "full"; `model_size` (a ModelSize) overrides it (tests use tiny ones), and so
+        does the package's size with `init_from`.
+      max_steps: the step to stop at (default 50,000), counted from the start of the run.
+      batch_size: the global batch (default: the recipe's); under torchrun each process takes its
+        slice.
+      resume: continue from OUT/latest.pt (exactly, when it is a full checkpoint).
+      seed: seeds the weights, the data order and the random streams.
+      threads: torch CPU threads (default: default_threads()).
+      device: "cpu" | "cuda[:i]" (default: cuda:LOCAL_RANK when there is CUDA).
+      val_examples: the validation windows used (the first ones of the split).
+      log_every, validate_every, checkpoint_every: in steps (the latter two default to the
+        recipe's).
+      recipe_changes: TrainRecipe fields to override for this run (recorded in the checkpoints).
+      progress: a tqdm bar.
+      max_minutes: stop at this wall-clock budget, with a checkpoint.
+      init_from: a model package directory: a new run from the package's weights, its training
+        history carried on in the checkpoints.
+      plan_steps, plan_minutes: size the run-sized schedules when the run is done in chunks
+        (default: max_steps / max_minutes); a resumed run keeps the plan of its checkpoint.
+      record_batches: write each process's example indices per step (default:
+        $LATENT_BRIDGE_RECORD_BATCHES).
+
+    Returns:
+      {"step", "wall_time", "best" (the best selection score), "validation" (the last validation,
+       None without a validation split or off the main process), "timed_out"}.
+
+    Raises:
+      ValueError: the batch does not divide among the processes, the data does not fit the
+        config, or the checkpoint / package is of another config.
+    """
+    procs = start_processes(threads, device)
+    config = run_config(config_name, batch_size, recipe_changes)
+    recipe = config.recipe
+    if recipe.batch_size % procs.world:
+        raise ValueError(f"batch size {recipe.batch_size} is not divisible by WORLD_SIZE {procs.world}")
+    max_steps = max_steps if max_steps is not None else 50_000
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_tokens, val_tokens = training_data(data_dir, config, val_examples)
+
+    torch.manual_seed(seed)
+    model, history = initial_model(config, model_size if model_size is not None else size, init_from, procs.device)
+    trainer = VaeTrainer(model, config, train_tokens, val_tokens, out_dir, procs, seed=seed, history=history,
+                         init_from=init_from, plan=RunPlan(plan_steps or max_steps, plan_minutes or max_minutes),
+                         max_steps=max_steps, log_every=log_every,
+                         validate_every=validate_every or recipe.validate_every,
+                         checkpoint_every=checkpoint_every or recipe.checkpoint_every,
+                         max_minutes=max_minutes, progress=progress)
+    latest = out_dir / "latest.pt"
+    if resume and latest.exists():
+        trainer.resume(latest)
+    if procs.is_main:
         (out_dir / "config.json").write_text(json.dumps(
-            {"config": config.to_dict(size) if model_size is None else {**asdict(config), "size": asdict(size_obj)},
-             "data": str(data_dir), "seed": seed, "world_size": world, "device": str(device),
+            {"config": config.to_dict(size) if model_size is None else {**asdict(config), "size": asdict(model.size)},
+             "data": str(data_dir), "seed": seed, "world_size": procs.world, "device": str(procs.device),
              "threads": torch.get_num_threads()}, indent=1, default=list))
-        if resume and log_path.exists():  # drop log lines written after the checkpoint we resume from
-            keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
-            log_path.write_text("".join(k + "\n" for k in keep))
-        elif not resume:
-            log_path.write_text("")
-
-    def log(entry: dict) -> None:
-        if is_main:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-
-    record = None   # debug: this process's example indices per step (off by default)
-    if record_batches if record_batches is not None else os.environ.get("LATENT_BRIDGE_RECORD_BATCHES", "0") != "0":
-        record_path = out_dir / f"rank{rank}_indices.jsonl"
-        lines = record_path.read_text().splitlines() if resume and record_path.exists() else []
-        keep = [l for l in map(json.loads, filter(str.strip, lines)) if l["step"] <= step and not l.get("final")]
-        keep = [json.dumps(l) for l in keep]
-        record_path.write_text("".join(k + "\n" for k in keep))
-        record = open(record_path, "a", buffering=1)
-
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    bar = None
-    if is_main and progress:
-        from tqdm import tqdm
-        bar = tqdm(total=max_steps, initial=step, desc=config.name, dynamic_ncols=True,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    model.train()
-    acc_sums, n_log, t_log = None, 0, time.time()
-    last_val = None
-    deadline = None if max_minutes is None else time.time() + 60.0 * max_minutes
-    timed_out = False
-    while step < max_steps:
-        stop = deadline is not None and time.time() >= deadline
-        if world > 1 and (deadline is not None or plan.minutes):
-            # every process stops at the same step and follows the same minutes-based schedule
-            agreed = torch.tensor([float(stop), wall], dtype=torch.float64, device=device)
-            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
-            stop, wall = bool(agreed[0].item()), float(agreed[1].item())
-        if stop:
-            timed_out = True
-            break
-        t0 = time.time()
-        idx = stream.next()[rank * local_batch:(rank + 1) * local_batch]
-        if record is not None:
-            record.write(json.dumps({"step": step + 1, "rank": rank, "indices": idx.tolist()}) + "\n")
-        batch = augment_batch(train_tokens[idx].astype(np.int64), config, aug_rng)
-        tokens = torch.as_tensor(batch, device=device)
-        lr = learning_rate_at(step, recipe)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        run_progress = plan.progress(step, wall)
-        beta, p_sample = beta_at(step, recipe, run_progress), sampling_probability(step, recipe, run_progress)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
-            logits, mu, sigma = net(tokens, p_sample, gen)
-        L = batch_losses(model, logits.float(), mu.float(), sigma.float(), tokens)
-        loss = vae_loss(L["r_loss"], L["kl"], beta, recipe.free_bits)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        step += 1
-        wall += time.time() - t0
-
-        vals = torch.stack([loss.detach(), L["r_loss"].detach().mean(), L["kl"].detach().mean(), gnorm.detach()]).cpu()
-        acc = L["acc"].cpu()
-        if acc_sums is None:
-            acc_sums = [torch.zeros(4), torch.zeros_like(acc)]
-        acc_sums[0] += vals
-        acc_sums[1] += acc
-        n_log += 1
-        if bar is not None:
-            bar.update(1)
-        if step % log_every == 0 or step == max_steps:
-            m = (acc_sums[0] / n_log).tolist()
-            now = time.time()
-            entry = {"step": step, "split": "train", "loss": m[0], "r_loss": m[1], "kl_bits": m[2] / math.log(2),
-                     "grad_norm": m[3], "acc": (acc_sums[1] / n_log).tolist(), "lr": lr, "beta": beta,
-                     "p_sample": p_sample, "progress": run_progress, "epoch": stream.epoch, "steps_per_sec": n_log / max(now - t_log, 1e-9),
-                     "wall_time": wall,
-                     # this process's CPU seconds: on a shared machine wall time says little about cost
-                     "cpu_time": time.process_time()}
-            log(entry)
-            if bar is not None:
-                bar.set_postfix(loss=f"{m[0]:.2f}", acc=f"{entry['acc'][0]:.3f}", kl=f"{entry['kl_bits']:.1f}")
-            acc_sums, n_log, t_log = None, 0, now
-        validating = val_tokens is not None and len(val_tokens) and (step % validate_every == 0 or step == max_steps)
-        if world > 1 and (validating or step % checkpoint_every == 0 or step == max_steps):
-            ranks_rng = gather_rng()
-        if validating:
-            if is_main:
-                last_val = validate(model, val_tokens, recipe, device, max(local_batch, 64))
-                log({"step": step, "split": "validation", "free_bits": recipe.free_bits, **last_val})
-                if selection_score(last_val, recipe) < best:
-                    best = selection_score(last_val, recipe)
-                    checkpoint(out_dir / "best.pt")
-        if is_main and (step % checkpoint_every == 0 or step == max_steps):
-            checkpoint(latest)
-            if val_tokens is None or not len(val_tokens):
-                checkpoint(out_dir / "best.pt")  # no validation split: best = latest
-    if bar is not None:
-        bar.close()
-    if world > 1:
-        ranks_rng = gather_rng()
-    if is_main and (not latest.exists() or (timed_out and step % checkpoint_every)):
-        checkpoint(latest)
-    if record is not None:
-        record.write(json.dumps({"step": step, "rank": rank, "final": True,
-                                 "params_sha256": parameter_digest(model)}) + "\n")
-        record.close()
-    if world > 1:
-        torch.distributed.barrier()
-    return {"step": step, "wall_time": wall, "best": best, "validation": last_val, "timed_out": timed_out}
+    trainer.start_log(resume)
+    if record_batches is None:
+        record_batches = os.environ.get("LATENT_BRIDGE_RECORD_BATCHES", "0") != "0"
+    trainer.start_record(record_batches, resume)
+    return trainer.run()
 
 
 # --------------------------------------------------------------------------------------------- CLI

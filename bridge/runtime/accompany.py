@@ -4,7 +4,7 @@
     band = m.accompany(melody_notes, temperature=0.0, seed=None)     # = m.accompanist().accompany(...)
     # band: track 0 = the input melody note for note, 1 = bass, 2 = drums (is_drum)
 
-How (export_onnx/surrogate.py trains the graph): the package's `surrogate_encoder` graph reads the
+How (export_onnx/surrogate/ trains the graph): the package's `surrogate_encoder` graph reads the
 lead track alone and predicts the latent the trio encoder would give the whole trio; the trio
 decoder turns that z into lead + bass + drums; the decoded lead is thrown away and the input
 melody takes its place.

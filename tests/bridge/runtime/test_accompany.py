@@ -34,7 +34,8 @@ def build_cached_accompany_models(tiny_models_dir) -> Path:
     the system temp dir by the code that shapes it (the Node e2e test of the device uses it too)."""
     tiny_models_dir = Path(tiny_models_dir)
     h = hashlib.sha256(str(tiny_models_dir).encode())
-    h.update((ROOT / "export_onnx" / "surrogate.py").read_bytes())
+    for source in sorted((ROOT / "export_onnx" / "surrogate").glob("*.py")):
+        h.update(source.read_bytes())
     cache = Path(tempfile.gettempdir()) / f"latent-bridge-accomp-{h.hexdigest()[:16]}"
     if (cache / "trio_16bar" / "model.json").is_file() and (cache / "mel_2bar" / "model.json").is_file():
         return cache
