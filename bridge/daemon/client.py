@@ -14,6 +14,11 @@ and limits (`client.server_info`). `token=` adds the daemon's shared secret (`se
 every request. Not thread-safe: use one client per thread. An error answer raises `ErrorReply` (a
 bridge.core.errors.BridgeError carrying the code the daemon sent).
 
+Protocol 1.2's symbol-free forms (bridge.daemon.typed): `notes_format="numeric"` asks in hello for
+/bridge/seq with numeric notes (decoded here into the same dicts as the JSON form), and
+`request_typed("transport", 120.0, 8.0, 1, 4, 4)` sends a typed request (its typed ok is decoded
+into the result dict).
+
 `spawn_server(...)` starts a daemon in a subprocess and returns its address (tests, benchmarks).
 """
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pythonosc.osc_packet import OscPacket
 
 from ..core.errors import BridgeError
 from .protocol import DONE, ERROR, OK, PREFIX, SEQ
+from .typed import decode_numeric_seq, decode_typed_ok
 
 __all__ = ["BridgeClient", "BridgeError", "BridgeTimeout", "ErrorReply", "Reply", "ServerProcess", "spawn_server"]
 
@@ -87,7 +93,14 @@ class Reply:
 
 class BridgeClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 9000, timeout: float = 10.0,
-                 hello: bool = True, bind_host: str | None = None, token: str | None = None):
+                 hello: bool = True, bind_host: str | None = None, token: str | None = None,
+                 notes_format: str | None = None):
+        """Args:
+            host, port: the daemon. timeout: seconds `request` waits by default.
+            hello: complete the hello handshake now. bind_host: the local address (default: loopback
+                for a loopback daemon, else any). token: the daemon's shared secret.
+            notes_format: "numeric" to get /bridge/seq notes as numbers (protocol 1.2), None or "json".
+        """
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         family, _, _, _, self.server = infos[0]
         if bind_host is None:
@@ -110,6 +123,7 @@ class BridgeClient:
         self.pushed: deque = deque(maxlen=1000)  # (address, args) for ids nobody waits for
         self.server_info: dict | None = None
         self.token = token
+        self.notes_format = notes_format
         if hello:
             self.server_info = self.handshake()
 
@@ -117,10 +131,11 @@ class BridgeClient:
         """hello, then hello with the challenge that came back: the daemon then sends this socket
         every reply without a budget. Returns the hello reply (a daemon without the handshake,
         protocol 1.0, answers the first hello with it directly)."""
-        first = self.request("hello", reply_port=self.address[1])
+        extra = {"notes_format": self.notes_format} if self.notes_format else {}
+        first = self.request("hello", reply_port=self.address[1], **extra)
         info = first.data or {}
         if "challenge" in info:
-            info = self.request("hello", reply_port=self.address[1], challenge=info["challenge"]).data
+            info = self.request("hello", reply_port=self.address[1], challenge=info["challenge"], **extra).data
             self.completed.remove(first.id)       # one hello in the order of answers, as before
         return info
 
@@ -182,6 +197,24 @@ class BridgeClient:
         self.send_message(f"{PREFIX}{op}", rid, json.dumps(body, separators=(",", ":")))
         return rid
 
+    def send_typed(self, op: str, *args, options: dict | None = None) -> int:
+        """Send a request in its typed form (`/bridge/<op> id args... [json]`, bridge.daemon.typed)
+        without waiting; `options` (plus the token, if any) go as the trailing JSON object."""
+        opts = dict(options or {})
+        if self.token is not None:
+            opts.setdefault("token", self.token)
+        rid = self.new_id()
+        self._waiting[rid] = Reply(rid, op)
+        self._sent_at[rid] = time.perf_counter()
+        tail = (json.dumps(opts, separators=(",", ":")),) if opts else ()
+        self.send_message(f"{PREFIX}{op}", rid, *args, *tail)
+        return rid
+
+    def request_typed(self, op: str, *args, options: dict | None = None, timeout: float | None = None,
+                      check: bool = True) -> Reply:
+        """`send_typed` and wait for its answer (a typed ok is decoded into `Reply.data`)."""
+        return self.wait(self.send_typed(op, *args, options=options), timeout, check)
+
     def _dispatch(self, address: str, args: list) -> None:
         rid = args[0] if args and isinstance(args[0], int) else None
         reply = self._waiting.get(rid)
@@ -190,10 +223,15 @@ class BridgeClient:
             return
         try:
             if address == SEQ:
-                reply._add_seq(args[1], args[2], json.loads(args[3]))
+                if len(args) == 4 and isinstance(args[3], str):
+                    reply._add_seq(args[1], args[2], json.loads(args[3]))
+                else:                                         # notes_format "numeric"
+                    _, index, count, obj = decode_numeric_seq(args)
+                    reply._add_seq(index, count, obj)
                 return
             if address == OK:
-                reply.status, reply.data = "ok", json.loads(args[1])
+                typed = len(args) != 2 or not isinstance(args[1], str)
+                reply.status, reply.data = "ok", (decode_typed_ok(reply.op, args[1:]) if typed else json.loads(args[1]))
             elif address == DONE:
                 reply.status = "done"
             elif address == ERROR:

@@ -3,7 +3,9 @@ of replies, and the one mapping from an exception to a `/bridge/error` reply.
 
 Requests are `/bridge/<op> int32 id, string json`; replies go to the client's reply address:
 `/bridge/ok id json`, `/bridge/seq id index count json` ... `/bridge/done id`, `/bridge/error id code
-message`. No sockets here: bridge.daemon.session sends, bridge.daemon.server receives.
+message`. The symbol-free forms of protocol 1.2 (typed transport and knob requests, numeric
+/bridge/seq) are bridge.daemon.typed. No sockets here: bridge.daemon.session sends,
+bridge.daemon.server receives.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from ..core.errors import ERROR_CODES, BridgeError
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"      # 1.2: typed transport/knob requests, numeric /bridge/seq (bridge.daemon.typed)
 OK, SEQ, DONE, ERROR = "/bridge/ok", "/bridge/seq", "/bridge/done", "/bridge/error"
 REPLY_ADDRESSES = frozenset({OK, SEQ, DONE, ERROR})
 PREFIX = "/bridge/"
@@ -103,6 +105,15 @@ def sequence_messages(request_id: int, model_name: str, bars: int, seqs: list,
             obj = dict(head, part=part, parts=len(chunks), notes=chunk)
             out.append((request_id, index, count, dumps(obj)))
     return out
+
+
+def args_size(args: tuple) -> int:
+    """About the bytes of an OSC message with these arguments, its address aside (for reply
+    budgets; not exact): 4 per number, a string's bytes + 4, a type tag each, 16 of overhead."""
+    n = 16 + len(args)
+    for a in args:
+        n += len(a.encode("utf-8")) + 4 if isinstance(a, str) else 4
+    return n
 
 
 def error_reply(exc: BaseException, what: str | None = None) -> tuple[str, str]:

@@ -29,8 +29,9 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Protocol
 
 from ..core.errors import Busy, TooLarge
-from .protocol import (DONE, ERROR, MAX_DATAGRAM, MAX_ERROR_MESSAGE, MAX_REPLY_BYTES, OK, SEQ, build_message,
-                       dumps, error_reply, sequence_messages)
+from .protocol import (DONE, ERROR, MAX_DATAGRAM, MAX_ERROR_MESSAGE, MAX_REPLY_BYTES, OK, SEQ, args_size,
+                       build_message, dumps, error_reply, sequence_messages)
+from .typed import numeric_sequence_messages
 
 log = logging.getLogger("bridge.session")
 
@@ -46,11 +47,14 @@ class ClientSession(ABC):
         label: a short name for logs ("host:port", "midi").
         latent: model name -> the last latent vector (np.ndarray (z,)) this client worked with.
         state: free per-op state; namespace the keys ("live.client").
+        notes_format: how /bridge/seq carries its notes: "json" (the default) or "numeric" (the
+            client asked for it in hello; bridge.daemon.typed).
     """
 
     label: str
     latent: dict[str, Any]
     state: dict[str, Any]
+    notes_format: str = "json"
 
     @abstractmethod
     def send(self, address: str, *args) -> bool:
@@ -66,8 +70,12 @@ class ClientSession(ABC):
 
     def sequence_messages(self, request_id: int, model_name: str, bars: int, seqs: list,
                           extras: list[dict] | None = None) -> list[tuple]:
-        """The /bridge/seq argument tuples for `seqs` (lists of note rows); see
-        bridge.daemon.protocol.sequence_messages."""
+        """The /bridge/seq argument tuples for `seqs` (lists of note rows), in the client's
+        `notes_format`: bridge.daemon.protocol.sequence_messages (JSON) or
+        bridge.daemon.typed.numeric_sequence_messages. Either way a tuple starts with
+        (id, index, count)."""
+        if self.notes_format == "numeric":
+            return numeric_sequence_messages(request_id, model_name, bars, seqs, extras)
         return sequence_messages(request_id, model_name, bars, seqs, extras)
 
     def error(self, request_id: int, code: str, message: str) -> None:
@@ -126,6 +134,12 @@ class ClientSession(ABC):
         if self.can_reply(request_id, len(text) + 32):
             self.send(OK, request_id, text)
 
+    def ok_args(self, request_id: int, args: tuple) -> None:
+        """Send /bridge/ok id followed by typed arguments (the answer to a typed request,
+        bridge.daemon.typed), within the reply budget."""
+        if self.can_reply(request_id, args_size(args) + 32):
+            self.send(OK, request_id, *args)
+
     def done(self, request_id: int) -> None:
         """Send /bridge/done id."""
         self.send(DONE, request_id)
@@ -134,7 +148,7 @@ class ClientSession(ABC):
                   extras: list[dict] | None = None, done: bool = True) -> None:
         """Stream sequences (each a list of note rows) as /bridge/seq messages, then /bridge/done."""
         messages = self.sequence_messages(request_id, model_name, bars, seqs, extras)
-        if not self.can_reply(request_id, sum(len(m[3]) + 40 for m in messages) + 20):
+        if not self.can_reply(request_id, sum(args_size(m) + 4 for m in messages) + 20):
             return
         for args in messages:
             self.send(SEQ, *args)

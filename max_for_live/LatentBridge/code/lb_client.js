@@ -11,8 +11,78 @@
 // the first hello directly). Pings keep it alive; missed pings => disconnected, pending requests
 // fail with code "disconnected", hello is retried with backoff. opts.token: the daemon's shared
 // secret (`serve --token`), added to every request. ES5 only (Max `js`).
+//
+// Protocol 1.2, no new Max symbol per message: Max interns every string it sends or receives as a
+// symbol, forever, so the high-rate traffic avoids per-message strings. opts.notesFormat "numeric"
+// asks in hello for /bridge/seq with numeric notes (decodeNumericSeq turns one back into the JSON
+// form's object); requestTyped(op, args) sends a request as plain numbers when the daemon's hello
+// reply lists the op under "typed" (hasTyped), and its typed /bridge/ok is read back into an object
+// (TYPED_REPLIES). The names left (model, direction, extras keys) come from a fixed set.
 
 var STATES = { disconnected: 0, connecting: 1, connected: 2 };
+
+// The fields of the typed /bridge/ok to a typed request, in order (docs/osc-protocol.md, "Typed forms").
+var TYPED_REPLIES = {
+    transport: ["tempo", "beat", "bar", "playing"],
+    knob: ["direction", "index", "value"]
+};
+var NOTE_ARGS = 5;   // pitch, start_beat, duration_beats, velocity, track
+
+// Put `value` at a flattened extras path ("knob.value", "tracks[1]") of obj.
+function setPath(obj, path, value) {
+    var names = String(path).split(".");
+    var cur = obj;
+    for (var i = 0; i < names.length; i++) {
+        var last = i === names.length - 1;
+        var m = /^(.*)\[(\d+)\]$/.exec(names[i]);
+        if (m) {
+            var list = cur[m[1]];
+            if (!list || typeof list !== "object" || typeof list.length !== "number") { list = cur[m[1]] = []; }
+            var idx = Number(m[2]);
+            if (last) { list[idx] = value; return; }
+            if (!list[idx] || typeof list[idx] !== "object") { list[idx] = {}; }
+            cur = list[idx];
+        } else if (last) {
+            cur[names[i]] = value;
+        } else {
+            if (!cur[names[i]] || typeof cur[names[i]] !== "object") { cur[names[i]] = {}; }
+            cur = cur[names[i]];
+        }
+    }
+}
+
+// A numeric /bridge/seq's arguments (id, index, count, model, bars, part, parts, n_extras,
+// key/value x n_extras, n_notes, 5 numbers per note) -> the object the JSON form carries
+// ({model, index, bars, part, parts, notes: [[pitch, start, duration, velocity, track]], extras}).
+function decodeNumericSeq(args) {
+    var obj = { model: String(args[3]), index: Number(args[1]), bars: Number(args[4]),
+                part: Number(args[5]), parts: Number(args[6]) };
+    var pos = 8;
+    var nExtras = Number(args[7]);
+    for (var i = 0; i < nExtras; i++) {
+        setPath(obj, args[pos], args[pos + 1]);
+        pos += 2;
+    }
+    var nNotes = Number(args[pos]);
+    pos += 1;
+    if (!(nNotes >= 0) || args.length - pos !== nNotes * NOTE_ARGS) {
+        throw new Error("numeric seq: " + nNotes + " notes announced, " + (args.length - pos) + " values present");
+    }
+    obj.notes = [];
+    for (var k = pos; k < args.length; k += NOTE_ARGS) {
+        obj.notes.push([Number(args[k]), Number(args[k + 1]), Number(args[k + 2]), Number(args[k + 3]), Number(args[k + 4])]);
+    }
+    return obj;
+}
+
+// The arguments of a typed /bridge/ok (after the id) to a typed request of `op` -> an object.
+function decodeTypedOk(op, values) {
+    var names = TYPED_REPLIES[op];
+    if (!names || values.length !== names.length) { throw new Error("typed reply to " + op + " has " + values.length + " values"); }
+    var out = {};
+    for (var i = 0; i < names.length; i++) { out[names[i]] = values[i]; }
+    return out;
+}
 
 var DEFAULTS = {
     pingIntervalMs: 1000,    // send a ping when nothing was heard for this long
@@ -61,6 +131,7 @@ function createClient(opts) {
     var missed = 0;
     var lastHeard = 0;
     var stats = { sent: 0, received: 0, unknownReplies: 0, timeouts: 0, reconnects: 0 };
+    var typedOps = [];   // ops the daemon takes as plain numbers (its hello reply's "typed")
 
     function setState(s, info) {
         if (s === state) { return; }
@@ -86,6 +157,22 @@ function createClient(opts) {
         cfg.send("/bridge/" + op, [id, JSON.stringify(payload)]);
     }
 
+    // A typed request: /bridge/<op> id args..., then one JSON object of the fields that stay the same
+    // from one request to the next (options, the token), when there are any: the same text each
+    // time, one symbol in Max.
+    function rawSendTyped(op, id, args, options) {
+        stats.sent++;
+        var extra = {};
+        var any = false;
+        var k;
+        options = options || {};
+        for (k in options) { if (options.hasOwnProperty(k)) { extra[k] = options[k]; any = true; } }
+        if (cfg.token) { extra.token = cfg.token; any = true; }
+        var out = [id].concat(args);
+        if (any) { out.push(JSON.stringify(extra)); }
+        cfg.send("/bridge/" + op, out);
+    }
+
     function timeoutFor(op, handlers) {
         if (handlers && typeof handlers.timeoutMs === "number") { return handlers.timeoutMs; }
         if (cfg.opTimeoutMs && typeof cfg.opTimeoutMs[op] === "number") { return cfg.opTimeoutMs[op]; }
@@ -106,6 +193,22 @@ function createClient(opts) {
         var t = now();
         pending[id] = { op: op, sentAt: t, lastAt: t, timeoutMs: timeoutFor(op, handlers), handlers: handlers, seqs: [] };
         rawSend(op, id, payload);
+        return id;
+    }
+
+    // A request in its typed form (args: the numbers, model and direction names of the op's typed
+    // layout; options: the other fields, see rawSendTyped). Handlers as for request; a typed ok
+    // reaches ok() as an object (TYPED_REPLIES). Use only when hasTyped(op).
+    function requestTyped(op, args, handlers, options) {
+        handlers = handlers || {};
+        var id = allocId();
+        if (state !== "connected") {
+            if (handlers.error) { handlers.error("disconnected", "not connected to the latent-bridge daemon"); }
+            return id;
+        }
+        var t = now();
+        pending[id] = { op: op, sentAt: t, lastAt: t, timeoutMs: timeoutFor(op, handlers), handlers: handlers, seqs: [] };
+        rawSendTyped(op, id, args, options);
         return id;
     }
 
@@ -133,6 +236,7 @@ function createClient(opts) {
     function sendHello(challenge) {
         helloSentAt = now();
         var payload = { reply_port: cfg.replyPort };
+        if (cfg.notesFormat) { payload.notes_format = cfg.notesFormat; }
         if (challenge !== undefined) { payload.challenge = challenge; }
         helloId = request("hello", payload, {
             ok: function (res) {
@@ -144,6 +248,7 @@ function createClient(opts) {
                 attempts = 0;
                 missed = 0;
                 pingId = null;
+                typedOps = (res && res.typed && typeof res.typed.length === "number") ? res.typed.slice(0) : [];
                 setState("connected", res && res.version ? ("daemon " + res.version) : "");
                 if (cfg.onConnect) { cfg.onConnect(res); }
             },
@@ -262,9 +367,11 @@ function createClient(opts) {
             if (kind === "ok") {
                 // Streaming ops (morph, knob) answer ok first and keep sending seqs until done.
                 if (!h.stream) { finish(id); }
-                if (h.ok) { h.ok(parseJson(args[1])); }
+                var typed = args.length !== 2 || typeof args[1] !== "string";   // the answer to a typed request
+                var res = typed ? decodeTypedOk(p.op, args.slice(1)) : parseJson(args[1]);
+                if (h.ok) { h.ok(res); }
             } else if (kind === "seq") {
-                var obj = mergeParts(p, parseJson(args[3]));
+                var obj = mergeParts(p, args.length > 4 ? decodeNumericSeq(args) : parseJson(args[3]));
                 if (obj) {
                     p.seqs.push(obj);
                     if (h.seq) { h.seq(obj, Number(args[1]), Number(args[2])); }
@@ -318,6 +425,8 @@ function createClient(opts) {
         reconnect: reconnect,
         tick: tick,
         request: request,
+        requestTyped: requestTyped,
+        hasTyped: function (op) { return typedOps.indexOf(op) >= 0; },
         cancel: cancel,
         handleMessage: handleMessage,
         state: function () { return state; },
@@ -333,3 +442,6 @@ function createClient(opts) {
 exports.createClient = createClient;
 exports.STATES = STATES;
 exports.DEFAULTS = DEFAULTS;
+exports.TYPED_REPLIES = TYPED_REPLIES;
+exports.decodeNumericSeq = decodeNumericSeq;
+exports.decodeTypedOk = decodeTypedOk;

@@ -1,13 +1,15 @@
 // lb_transport.js -- decides when to send `transport` to the daemon (the device is the clock).
 // While playing: several reports per beat (every min(maxIntervalMs, beat/perBeat)); at once on
 // start/stop, tempo or time-signature change, or a jump of the song position; while stopped a
-// slow heartbeat. ES5 only (Max `js`).
+// heartbeat every 500 ms: half the client's ping interval, so its replies keep the connection
+// heard and no ping is needed (a ping's reply carries the server time: a new Max symbol each).
+// ES5 only (Max `js`).
 
 function createReporter(opts) {
     opts = opts || {};
     var perBeat = opts.perBeat || 4;
     var maxIntervalMs = opts.maxIntervalMs || 250;
-    var idleIntervalMs = opts.idleIntervalMs || 1000;
+    var idleIntervalMs = opts.idleIntervalMs || 500;
     var jumpBeats = opts.jumpBeats || 0.5;
     var last = null;   // last reported state
     var lastAt = -1e12;

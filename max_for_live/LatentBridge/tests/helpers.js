@@ -23,12 +23,14 @@ function startDaemon(t, python, root, args) {
 }
 
 // The device's app wired to the daemon over real UDP through max_wire.js, which encodes and decodes
-// OSC as [udpsend]/[udpreceive] do (int/float/symbol atoms <-> i/f/s).
-async function connectDevice(t, port, liveSet) {
+// OSC as [udpsend]/[udpreceive] do (int/float/symbol atoms <-> i/f/s). appOpts: more createApp
+// options. Returns {app, statuses, ui (every ui call), wire (sent datagrams, received messages)}.
+async function connectDevice(t, port, liveSet, appOpts = {}) {
   const { createApp } = code("lb_app");
   const { createLive } = code("lb_live");
   const { openMaxWire } = require("./max_wire");
   const statuses = [];
+  const uiCalls = [];
   let app = null;
   const transport = await new Promise((resolve, reject) => openMaxWire({
     host: "127.0.0.1", port, onMessage: (a, args) => { if (app) app.handleMessage(a, args); },
@@ -37,12 +39,12 @@ async function connectDevice(t, port, liveSet) {
     transport.close();
     assert.deepEqual(transport.errors, [], "replies [udpreceive] could not have decoded");
   });
-  app = createApp({
+  app = createApp(Object.assign({
     live: createLive(liveSet.LiveAPI), send: transport.send, replyPort: transport.replyPort,
-    ui: (kind, ...args) => { if (kind === "status") statuses.push(String(args[0])); },
-  });
+    ui: (kind, ...args) => { uiCalls.push([kind, ...args]); if (kind === "status") statuses.push(String(args[0])); },
+  }, appOpts));
   app.start();
-  return { app, statuses };
+  return { app, statuses, ui: uiCalls, wire: transport };
 }
 
 // The Max entry script (latentbridge.js) loaded fresh, with Max's globals faked: outlet() calls are

@@ -55,12 +55,14 @@ function udpreceiveDecode(buf) {
 
 // A Max-like wire over real UDP: send(address, values) as [js] -> [udpsend]; replies decoded as
 // [udpreceive] does and passed to onMessage(address, args). ready(err, wire); wire.replyPort.
+// wire.sent holds every datagram sent, wire.received every {address, args} handed over.
 function openMaxWire(opts, ready) {
   const sock = dgram.createSocket("udp4");
   const wire = {
     replyPort: 0,
     errors: [],
     sent: [],
+    received: [],
     send(address, values) {
       const buf = udpsendEncode(address, values);  // throws (fails the test) on what Max cannot send
       wire.sent.push(buf);
@@ -71,6 +73,7 @@ function openMaxWire(opts, ready) {
   sock.on("message", (buf) => {
     let m;
     try { m = udpreceiveDecode(buf); } catch (e) { wire.errors.push(e.message); return; }
+    wire.received.push(m);
     opts.onMessage(m.address, m.args);
   });
   sock.on("error", (e) => wire.errors.push(e.message));

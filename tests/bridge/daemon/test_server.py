@@ -142,7 +142,7 @@ def test_ready_line_models_and_failed_package(srv, c, models_dir):
     assert f"ready on udp://127.0.0.1:{srv.port} with models: drums_2bar, mel_16bar, mel_2bar, trio_16bar" in ready[0]
     assert any("model failed to load" in line and "zz_broken" in line for line in srv.log_lines())
     info = c.server_info
-    assert info["protocol"] == "1.1" and info["server"] == "latent-bridge" and len(info["session"]) == 16
+    assert info["protocol"] == "1.2" and info["server"] == "latent-bridge" and len(info["session"]) == 16
     assert info["reply_to"] == f"127.0.0.1:{c.address[1]}"
     assert set(MODELS) <= set(info["models"])
     assert {"ping", "hello", "models", "stats", "sample", "encode", "decode", "reconstruct", "interpolate",
@@ -560,7 +560,7 @@ def test_liblo_oscsend_and_oscdump(srv):
         dump.terminate()
         dump.wait(5)
     hello = [x for x in lines if x[0] == "/bridge/ok" and '"session"' in x[2]][0]
-    assert hello[:2] == ("/bridge/ok", "is") and hello[2].startswith("1 ") and '"protocol":"1.1"' in hello[2]
+    assert hello[:2] == ("/bridge/ok", "is") and hello[2].startswith("1 ") and '"protocol":"1.2"' in hello[2]
     assert ("/bridge/ok", "is") in [x[:2] for x in lines if '"echo":"liblo"' in x[2]]
     seqs = [args.split() for path, types, args in lines if path == "/bridge/seq"]
     assert [x[:3] for x in seqs] == [["3", "0", "2"], ["3", "1", "2"]]
