@@ -1,11 +1,11 @@
 # The two commands of the README. Both set up what they need first.
 .PHONY: serve test setup setup-dev mutants
 
-JACK_TESTS = tests/bridge/live/test_midi_jack.py
+JACK_TESTS = tests/bridge/live/test_midi_jack.py tests/bridge/surface/test_web_jack.py
 JACK_LOG = build/jack-test.log
 
 serve: setup
-	.venv/bin/python -m bridge serve
+	.venv/bin/python -m bridge serve --state-dir state
 
 test: setup-dev
 	LATENT_BRIDGE_REQUIRE_MAGENTA_JS=1 .venv/bin/python -m pytest tests --ignore=$(JACK_TESTS)

@@ -19,7 +19,7 @@ apt_install() {
 [ -x .venv/bin/python ] || $PY -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$mode" = dev ]; then
-  apt_install liblo-tools jackd2 libjack-jackd2-dev
+  apt_install liblo-tools jackd2 libjack-jackd2-dev chromium chromium-driver
   # torch first and pinned: the local CPU build; an unpinned torch pulls GBs of CUDA packages.
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[train,test]"

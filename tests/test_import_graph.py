@@ -7,7 +7,7 @@ Every import statement counts: at the top of a module, inside functions (lazy im
 
 The layers of bridge (docs/architecture.md), each importing only from itself and the ones before it:
 
-    core <- io <- runtime <- daemon <- live <- cli
+    core <- io <- runtime <- daemon <- live <- surface <- cli
 
 bridge/__init__.py and bridge/__main__.py are the facade above them all; no layer imports the facade.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bridge", "export_onnx")
-LAYERS = ("core", "io", "runtime", "daemon", "live", "cli")
+LAYERS = ("core", "io", "runtime", "daemon", "live", "surface", "cli")
 # what export_onnx may use of bridge: the layers below the daemon (data, files, the package format
 # and the runtime to check its own packages); never the daemon, live or cli
 TORCH_SIDE_MAY_USE = ("bridge.core", "bridge.io", "bridge.runtime")

@@ -315,6 +315,8 @@ class MidiLive:
         self.transport_fn = transport_fn
         self.inputs = []
         self.cc_seen = 0
+        # fn(msg, at) for each note on / off of --midi-in (bridge.surface records phrases to learn)
+        self.note_listeners: list[Callable] = []
         names = self.backend.get_input_names() if (midi_in or clock_in) else []
         for wanted, role in ((midi_in, "in"), (clock_in, "clock")):
             if wanted:
@@ -339,6 +341,13 @@ class MidiLive:
         at = time.monotonic()
         if msg.type in ("clock", "start", "stop", "continue", "songpos"):
             self.follower.feed(msg, at)
+            return
+        if msg.type in ("note_on", "note_off"):
+            for fn in list(self.note_listeners):
+                try:
+                    fn(msg, at)
+                except Exception:  # noqa: BLE001 - a listener must not kill the MIDI thread
+                    log.exception("note listener failed")
             return
         if self.knobs is not None and self.on_knob is not None:
             hit = self.knobs.lookup(msg)
