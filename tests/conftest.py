@@ -6,6 +6,14 @@ mel_16bar and trio_16bar (export_onnx.tiny, seed 0), usable with `bridge.load_mo
 hash of the code that shapes the packages, so later sessions (and parallel ones) reuse it. Treat it
 as read-only: copy a package before damaging it.
 
+`shipped_daemon`: a factory, `shipped_daemon(("mel_2bar", ...), *serve_args)` -> a real `python -m
+bridge serve` subprocess serving those shipped packages (stopped, and checked to exit 0, at the end of
+the module); `c`: a client of the module's `srv` daemon (a test module defines `srv`, usually with
+`shipped_daemon`). `shipped_mel`: the shipped mel_2bar loaded in the test process.
+
+`folk_clips`: four 8-bar clips of real 4/4 Nottingham tunes as the shipped mel_2bar reads them
+(bridge.Note lists), the player's material of the palette tests.
+
 `tiny_int8_models_dir`: copies of the tiny mel_2bar and trio_16bar with an int8 decoder step
 (export_onnx.int8, gate 0); `tiny_int8`: the function that adds one to a package copy.
 """
@@ -91,3 +99,61 @@ def tiny_int8_models_dir(tiny_models_dir, tmp_path_factory) -> Path:
 def tiny_int8():
     """`add_tiny_int8` (above), for tests that build their own int8 packages."""
     return add_tiny_int8
+
+
+@pytest.fixture(scope="session")
+def folk_clips() -> list:
+    """Four 8-bar clips (>= 8 notes each) of the first 4/4 Nottingham tunes, read for the shipped
+    mel_2bar the way `python -m bridge learn` reads a clip."""
+    import bridge
+    from bridge.cli.palette import read_clip
+    model = bridge.load_model("mel_2bar")
+    clips = []
+    for path in sorted((ROOT.parent / "shared" / "data" / "nottingham").glob("*.mid")):
+        try:
+            notes = read_clip(path, model)
+        except ValueError:
+            continue   # not 4/4 or unreadable: the CLI refuses those too
+        clip = [n for n in notes if n.start < 8 * 4]
+        if len(clip) >= 8:
+            clips.append(clip)
+        if len(clips) == 4:
+            return clips
+    pytest.fail("not enough 4/4 Nottingham tunes")
+
+
+SHIPPED = ROOT / "bridge" / "models"
+
+
+@pytest.fixture(scope="module")
+def shipped_daemon(tmp_path_factory):
+    """start(names, *serve_args): a daemon serving the shipped packages `names` (symlinked into a
+    fresh directory), two workers; every daemon started is stopped at the module's end."""
+    from bridge.daemon.client import spawn_server
+    started = []
+
+    def start(names, *args):
+        d = tmp_path_factory.mktemp("shipped")
+        for name in names:
+            (d / name).symlink_to(SHIPPED / name)
+        server = spawn_server([d], "--workers", "2", *args)
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        assert server.stop() == 0
+
+
+@pytest.fixture
+def c(srv):
+    """A client (with the handshake) of the test module's `srv` daemon."""
+    client = srv.client(timeout=60.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_mel():
+    """The shipped mel_2bar, loaded here (what the daemon under test serves)."""
+    from bridge.runtime.engine import load_model
+    return load_model(SHIPPED / "mel_2bar")

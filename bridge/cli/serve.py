@@ -14,27 +14,29 @@ from ..daemon import ops as core_ops
 from ..daemon import server
 from ..daemon.registry import OpRegistry
 from ..live import ops as live_ops
+from ..surface import service as surface
 from ..runtime import engine
 from .commands import add_precision_arg
 
 
 def build_registry(ops_modules=()) -> OpRegistry:
-    """The ops `serve` serves: core, live, then the modules named (imported here).
+    """The ops `serve` serves: core (with the palette ops), live, then the modules named (imported here).
 
     Raises:
         ImportError (or what the module raises on import); ValueError: an op name taken twice.
     """
-    registry = OpRegistry().include(core_ops, live_ops)
+    registry = core_ops.core_registry().include(live_ops)
     for name in ops_modules:
         registry.include(importlib.import_module(name))
     return registry
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """The daemon's options, --precision, and the live MIDI ones."""
+    """The daemon's options, --precision, the live MIDI ones and the surface ones (--surface, --web)."""
     server.configure_parser(p)
     add_precision_arg(p)
     live_ops.add_arguments(p)
+    surface.add_arguments(p)
 
 
 def add_parser(sub) -> None:
@@ -63,4 +65,4 @@ def main(args: argparse.Namespace) -> int:
         server.setup_logging(args.log_level, args.log_format)
         server.event(logging.ERROR, "bad decoder step precision", error=str(e))
         return 2
-    return server.main(args, registry, on_start=(live_ops.configure,))
+    return server.main(args, registry, on_start=(live_ops.configure, surface.configure))

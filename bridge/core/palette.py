@@ -30,6 +30,10 @@ MAX_DIRECTIONS = 8
 MIN_REST_STD = 0.05
 
 
+def _short(a: np.ndarray) -> list[float]:
+    return [float(f"{x:.9g}") for x in a.tolist()]
+
+
 class PaletteError(InvalidInput):
     """A palette cannot be fitted or read (too few windows, wrong shapes, a malformed file)."""
 
@@ -125,10 +129,12 @@ class Palette:
 
     # -- files
     def to_dict(self) -> dict:
+        """The palette as plain JSON types; float32 numbers written with the 9 significant digits
+        that read back to the same float32 (a 256-d palette stays well inside one OSC datagram)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name, "model": self.model,
-                "z_size": self.z_size, "windows": self.windows, "mean": self.mean.tolist(),
-                "directions": self.directions.tolist(), "scales": self.scales.tolist(), "rest": self.rest,
-                "info": self.info}
+                "z_size": self.z_size, "windows": self.windows, "mean": _short(self.mean),
+                "directions": [_short(d) for d in self.directions], "scales": _short(self.scales),
+                "rest": self.rest, "info": self.info}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

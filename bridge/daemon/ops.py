@@ -15,14 +15,16 @@ from ..core.directions import direction_names
 from ..core.errors import BadRequest, TooLarge
 from ..core.version import __version__
 from ..runtime.accompany import melody_bars, melody_of
+from . import palette_ops
+from .palette_ops import palette_draw, palette_spread, requested_palette
 from .protocol import PROTOCOL_VERSION
 from .registry import OpRegistry, Sequences, encode_notes, is_int, op, z_to_list
 from .scales import request_mask
 
 
 def core_registry() -> OpRegistry:
-    """A new OpRegistry with the ops of this module."""
-    return OpRegistry().include(sys.modules[__name__])
+    """A new OpRegistry with the ops of this module and the palette ops."""
+    return OpRegistry().include(sys.modules[__name__], palette_ops)
 
 
 def model_summary(model) -> dict:
@@ -39,6 +41,7 @@ def model_summary(model) -> dict:
         "tracks": [{k: t[k] for k in ("name", "codec", "min_pitch", "max_pitch", "program") if k in t}
                    for t in info.get("tracks", [])],
         "attributes": direction_names(info),
+        "sampler": None if model.sampler is None else model.sampler.name,
     }
 
 
@@ -65,8 +68,9 @@ def op_ping(session, request):
 
 @op("hello")
 def op_hello(session, request):
-    """hello {reply_port?} -> {challenge} (sent to the reply port); hello {reply_port?, challenge}
-    -> session, protocol, version, reply address, models, ops, limits (the handshake:
+    """hello {reply_port?, notes_format?} -> {challenge} (sent to the reply port); hello {reply_port?,
+    challenge, notes_format?} -> session, protocol, version, reply address, models, ops, limits,
+    notes_format, typed (the handshake:
     BridgeServer.hello, docs/osc-protocol.md "Where replies go")"""
     bound = request.server.hello(session, request)
     if bound is None:
@@ -81,6 +85,8 @@ def op_hello(session, request):
         "models": sorted(request.server.models),
         "ops": request.server.ops.names(),
         "limits": request.limits.to_dict(),
+        "notes_format": bound.get("notes_format", "json"),   # protocol 1.2: how /bridge/seq carries notes
+        "typed": bound.get("typed", []),                      # ops that take the typed form (bridge.daemon.typed)
     }
 
 
@@ -102,16 +108,19 @@ def op_stats(session, request):
 
 @op("sample")
 def op_sample(session, request):
-    """sample {model, n?, temperature?, seed?, scale?} -> n sequences from the prior"""
+    """sample {model, n?, temperature?, seed?, scale?, palette?, spread?} -> n sequences from the prior,
+    or from the named palette"""
     model = request.model()
     n = request.integer("n", 1, 1, request.limits.max_n, over=TooLarge)
     temperature = request.temperature(0.5)
     seed = request.seed()
     mask = request_mask(request, model)
-    if mask is None:
-        return Sequences(model, model.sample(n, temperature=temperature, seed=seed))
-    rng = np.random.default_rng(seed)       # the draws of model.sample, with the scale's mask
-    return Sequences(model, model.decode(model.sample_z(n, rng), temperature, rng, mask=mask))
+    palette = requested_palette(request, model)
+    if palette is None:                     # the package's sampler when it ships one (a low-KL pair)
+        return Sequences(model, model.sample(n, temperature=temperature, seed=seed, mask=mask))
+    rng = np.random.default_rng(seed)
+    z = palette_draw(palette, n, palette_spread(request), rng)
+    return Sequences(model, model.decode(z, temperature, rng, mask=mask))
 
 
 @op("encode")
@@ -190,12 +199,15 @@ def op_attribute(session, request):
 
 @op("palette")
 def op_palette(session, request):
-    """palette {model, corners (4 note lists), size?, temperature?, seed?} -> rows x cols sequences"""
+    """palette {model, corners (4 note lists) | palette (a palette's name), size?, spread?, temperature?,
+    seed?} -> rows x cols sequences between the corners (from a named palette: four draws of it)"""
     model = request.model()
+    mine = requested_palette(request, model)
     corners = request.fields.get("corners")
-    if not isinstance(corners, list) or len(corners) != 4:
-        raise BadRequest("'corners' must be a list of 4 note lists: top-left, top-right, bottom-left, bottom-right")
-    lists = [request.notes(model, f"corners[{i}]", c) for i, c in enumerate(corners)]
+    if mine is None and (not isinstance(corners, list) or len(corners) != 4):
+        raise BadRequest("'corners' must be a list of 4 note lists: top-left, top-right, bottom-left, "
+                         "bottom-right (or name a 'palette' to draw them from)")
+    lists = [] if mine is not None else [request.notes(model, f"corners[{i}]", c) for i, c in enumerate(corners)]
     size = request.fields.get("size", 4)
     if is_int(size):
         rows = cols = size
@@ -210,7 +222,11 @@ def op_palette(session, request):
     temperature = request.temperature(0.0)
     seed = request.seed()
     mask = request_mask(request, model)
-    zs = encode_notes(model, lists)
+    if mine is None:
+        zs = encode_notes(model, lists)
+    else:                                   # the seed draws the corners; the decode takes seed + 1
+        zs = palette_draw(mine, 4, palette_spread(request), np.random.default_rng(seed))
+        seed = None if seed is None else (seed + 1) % (2 ** 63)
     grid = latent.palette(zs, (rows, cols))
     seqs = decode(model, grid, temperature, seed, mask)
     extras = [{"row": i // cols, "col": i % cols} for i in range(rows * cols)]
@@ -219,7 +235,8 @@ def op_palette(session, request):
 
 @op("variations")
 def op_variations(session, request):
-    """variations {model, notes, n?, spread?, temperature?, seed?} -> n sequences around the notes"""
+    """variations {model, notes, n?, spread?, temperature?, seed?, palette?} -> n sequences around the
+    notes (with a palette: moved the way the palette's own material varies)"""
     model = request.model()
     notes = request.notes(model)
     n = request.integer("n", 4, 1, request.limits.max_n, over=TooLarge)
@@ -227,9 +244,13 @@ def op_variations(session, request):
     seed = request.seed()
     temperature = request.temperature(0.0)
     mask = request_mask(request, model)
+    palette = requested_palette(request, model)
     z = encode_notes(model, [notes])[0]
     remember(session, model, z)
-    zs = latent.variations(z, n, spread, rng=seed)
+    if palette is None:
+        zs = latent.variations(z, n, spread, rng=seed)
+    else:                                   # the palette's deviations from its mean, around the notes
+        zs = (z + palette_draw(palette, n, spread, np.random.default_rng(seed)) - palette.mean).astype(np.float32)
     # the decode seed is derived from the request seed so one seed reproduces the whole answer
     dseed = None if seed is None else (seed + 1) % (2 ** 63)
     return Sequences(model, decode(model, zs, temperature, dseed, mask))

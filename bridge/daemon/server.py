@@ -39,10 +39,12 @@ from ..runtime.engine import load_model
 from ..runtime.package import list_models, package_dirs
 from . import values
 from .ops import core_registry
+from .palettes import PaletteStore
 from .protocol import INT32_MAX, INT32_MIN, OK, PREFIX, REPLY_ADDRESSES, dumps
 from .registry import LIMIT_RANGES, Limits, OpRegistry, Request, Sequences, model_bars
 from .scheduler import BACKGROUND, IMMEDIATE, SERIAL, Scheduler, Streams
 from .session import ReplyBudget, Session
+from .typed import FORMS as TYPED_FORMS, NOTES_FORMATS, is_typed
 
 log = logging.getLogger("bridge.server")
 
@@ -230,10 +232,11 @@ class Stats:
 # ---- work items ---------------------------------------------------------------------------------
 
 class _Call:
-    __slots__ = ("op", "id", "fields", "source", "received")
+    __slots__ = ("op", "id", "fields", "source", "received", "form")
 
-    def __init__(self, op, request_id, fields: dict, source):
+    def __init__(self, op, request_id, fields: dict, source, form=None):
         self.op, self.id, self.fields, self.source = op, request_id, fields, source
+        self.form = form          # the bridge.daemon.typed.TypedForm of a typed request (typed ok reply)
         self.received = time.monotonic()
 
 
@@ -334,7 +337,8 @@ class BridgeServer:
 
     def __init__(self, models: dict, ops: OpRegistry | None = None, *, host: str = "127.0.0.1",
                  port: int = 9000, workers: int | None = None, limits: Limits = Limits(), failed_models=(),
-                 max_sessions: int = MAX_SESSIONS, token: str | None = None):
+                 max_sessions: int = MAX_SESSIONS, token: str | None = None,
+                 palettes: PaletteStore | None = None):
         """Args:
             models: name -> Model to serve.
             ops: the ops to serve (default: bridge.daemon.ops.core_registry()).
@@ -345,6 +349,7 @@ class BridgeServer:
                 them without their paths).
             max_sessions: clients kept; the least recently seen idle ones are evicted beyond it.
             token: a shared secret every request must carry in its "token" field.
+            palettes: the players' palettes (default: a new one in memory only).
         """
         self.models = dict(models)
         self.ops = ops if ops is not None else core_registry()
@@ -354,6 +359,7 @@ class BridgeServer:
         self.workers = workers or max(2, min(4, os.cpu_count() or 2))
         self.max_sessions = max_sessions
         self.token = token
+        self.palettes = palettes if palettes is not None else PaletteStore()
         self.stats = Stats()
         self.streams = Streams(limits.max_streams, limits.max_streams_total)
         self.scheduler: Scheduler | None = None
@@ -364,6 +370,7 @@ class BridgeServer:
         self._stopping = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._routes: list = []      # handlers of addresses outside /bridge/ (add_route)
 
     # ---- lifecycle ----
     def start(self) -> tuple:
@@ -459,19 +466,26 @@ class BridgeServer:
         already bound to that very port needs no new proof: it gets the hello reply at once. With
         the "challenge" that arrived there (from any port of the same host, within
         CHALLENGE_TTL_S): bind this source to that reply port under a new session id and return
-        the hello reply, which goes there.
+        the hello reply, which goes there. The hello that returns the reply also sets the session's
+        `notes_format` ("notes_format": "numeric" or "json", absent: "json"; protocol 1.2).
+
+        Returns:
+            None, or {"session", "notes_format", "typed"} for the hello reply.
 
         Raises:
             BadRequest: bad fields, an unknown or expired challenge.
         """
         port = request.integer("reply_port", None, 1, 65535)
         request.string("scope", "host", ("host", "source"))     # protocol 1.0: accepted, no effect
+        notes_format = request.string("notes_format", "json", NOTES_FORMATS)
+        answer = {"notes_format": notes_format, "typed": sorted(op for op in TYPED_FORMS if op in self.ops)}
         challenge = request.fields.get("challenge")
         now = time.monotonic()
         if challenge is None:
             dest = port or session.key[1]
             if session.verified and dest == session.reply_port:
-                return {"session": session.session_id}
+                session.notes_format = notes_format
+                return dict(answer, session=session.session_id)
             token = secrets.token_hex(8)
             with self._lock:
                 self._challenges[(session.host, token)] = (dest, now + CHALLENGE_TTL_S)
@@ -490,9 +504,10 @@ class BridgeServer:
         if port is not None and port != dest:
             raise BadRequest(f"'reply_port' {port} is not the port the challenge was sent to ({dest})")
         self._bind(session, dest)
+        session.notes_format = notes_format
         event(logging.INFO, "handshake complete", client=session.label, reply_port=dest,
-              session=session.session_id)
-        return {"session": session.session_id}
+              session=session.session_id, notes_format=notes_format)
+        return dict(answer, session=session.session_id)
 
     def _bind(self, session: Session, port: int) -> None:
         with self._lock:
@@ -534,6 +549,13 @@ class BridgeServer:
             session.end()
             return False
         return True
+
+    def add_route(self, route) -> None:
+        """Hand every message outside /bridge/ whose address `route.claims(address)` to
+        `route.handle(address, params, source)`, called in the receive thread: the route must not
+        block (it queues its work with `submit_background`). bridge.surface uses it for the typed
+        control-surface addresses (docs/osc-protocol.md, "Surfaces"); /bridge/ is never routed."""
+        self._routes.append(route)
 
     def sessions(self) -> list[Session]:
         """The current sessions."""
@@ -652,6 +674,10 @@ class BridgeServer:
             self.stats.count_drop("reply_address")
             event(logging.DEBUG, "dropped a reply-address message", client=client, address=address)
             return
+        route = None if address.startswith(PREFIX) else next((r for r in self._routes if r.claims(address)), None)
+        if route is not None:     # a surface's typed message: no request id, its own replies
+            route.handle(address, params, tuple(source[:2]))
+            return
         rid, well_typed = _request_id(params)
         if rid is None:
             self.stats.count_drop("no_request_id")
@@ -668,6 +694,11 @@ class BridgeServer:
             item = _Fail(op, rid, TooLarge(f"request of {size} bytes, the limit is {self.limits.max_request_bytes}"))
         elif not well_typed:
             item = _Fail(op, rid, BadRequest(f"the request id must be an int32, got {params[0]!r}"))
+        elif is_typed(op, params):      # protocol 1.2: transport / knob as plain OSC numbers
+            item, session = self._call(op, rid, None, session, params[1:])
+            if isinstance(item, _Call):
+                model = item.fields.get("model")
+                lane = model if isinstance(model, str) and model in self.models else ""
         elif len(params) > 2:
             item = _Fail(op, rid, BadRequest(f"a request is (int32 id, JSON object string); got {len(params)} arguments"))
         elif len(params) == 2 and not isinstance(params[1], str):
@@ -681,11 +712,13 @@ class BridgeServer:
         session.touch()
         self._submit(session, spec, item, lane)
 
-    def _call(self, op: str, rid: int, text: str, session: Session):
+    def _call(self, op: str, rid: int, text: str | None, session: Session, typed_args: list | None = None):
         """(work item, session it belongs to) for a well-formed request: its JSON parsed and bounded
-        (bridge.daemon.values), the token checked, a "session" field resolved."""
+        (bridge.daemon.values), or with `typed_args` its typed form read (bridge.daemon.typed), the
+        token checked, a "session" field resolved."""
+        form = TYPED_FORMS[op] if typed_args is not None else None
         try:
-            fields = values.parse_object(text)
+            fields = values.parse_object(text) if form is None else form.fields(typed_args)
         except BadRequest as e:
             return _Fail(op, rid, e), session
         token = fields.pop("token", None)
@@ -702,7 +735,7 @@ class BridgeServer:
             if target is None or target.host != session.host:
                 return _Fail(op, rid, BadRequest("unknown 'session': complete the hello handshake again")), session
             session = target
-        return _Call(op, rid, fields, session.key), session
+        return _Call(op, rid, fields, session.key, form), session
 
     def _submit(self, session: Session, spec, item, lane: str = "") -> None:
         kind = IMMEDIATE if (spec is not None and not spec.serial and isinstance(item, _Call)) else SERIAL
@@ -744,7 +777,9 @@ class BridgeServer:
             request = Request(self, item.op, item.id, item.fields, item.source)
             try:
                 result = spec.handler(session, request)
-                if isinstance(result, dict):
+                if isinstance(result, dict) and item.form is not None:
+                    session.ok_args(item.id, item.form.reply_args(result))
+                elif isinstance(result, dict):
                     session.ok(item.id, result)
                 elif isinstance(result, Sequences):
                     session.sequences(item.id, result.model.name, model_bars(result.model),
@@ -887,6 +922,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "--allow-remote; default $LATENT_BRIDGE_TOKEN)")
     p.add_argument("--ops-module", action="append", default=[], metavar="MODULE",
                    help="import MODULE and serve the ops it marks with bridge.daemon.registry.op (repeatable)")
+    p.add_argument("--state-dir", default=None, metavar="DIR",
+                   help="keep the daemon's state (learned palettes) in DIR and read it back at start "
+                        "(default: none, palettes live until the daemon stops)")
     p.add_argument("--limit", action="append", default=[], type=_limit_override, metavar="NAME=VALUE",
                    help="override a request limit, e.g. --limit max_queue=128")
 
@@ -954,8 +992,13 @@ def _serve(args: argparse.Namespace, ops: OpRegistry, on_start, limits: Limits, 
         return 0
     if not models:
         event(logging.WARNING, "no model loaded; only ping, hello, models and stats will work")
+    try:
+        palettes = PaletteStore(args.state_dir) if getattr(args, "state_dir", None) else None
+    except OSError as e:
+        event(logging.ERROR, f"cannot use --state-dir {args.state_dir}", error=str(e))
+        return 2
     server = BridgeServer(models, ops, host=args.host, port=args.port, workers=args.workers, limits=limits,
-                          failed_models=failed, token=getattr(args, "token", None))
+                          failed_models=failed, token=getattr(args, "token", None), palettes=palettes)
     try:
         server.start()
     except OSError as e:

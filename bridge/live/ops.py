@@ -22,6 +22,7 @@ from ..core import latent
 from ..core.directions import direction_table, direction_vector, resolve
 from ..core.errors import BadRequest, BridgeError, LiveError, TooLarge
 from ..core.notes import BEATS_PER_BAR
+from ..daemon.palette_ops import palette_draw, palette_spread, requested_palette
 from ..daemon.protocol import DONE, SEQ
 from ..daemon.registry import encode_notes, notes_to_rows, on_shutdown, op
 from ..daemon.scales import request_mask
@@ -49,6 +50,9 @@ class LiveClient:
         self.lock = threading.Lock()
         self.morph: MorphJob | None = None
         self.knobs: dict[str, dict[str, float]] = {}   # model name -> {direction name: knob value}
+        # model name -> {direction name: its vector}, resolved when the knob moved (a palette's
+        # direction may be forgotten while the knob still holds its value)
+        self.knob_vectors: dict[str, dict[str, np.ndarray]] = {}
         self.knob_worker: LatestOnly | None = None
 
     def replace_morph(self, job: MorphJob | None) -> MorphJob | None:
@@ -138,11 +142,12 @@ def _close_session(session) -> None:
 
 def _send_seq(session, request_id: int, model, notes, index: int, count: int, extra: dict,
               done: bool = False) -> None:
-    """One sequence as /bridge/seq message(s) with `index` of `count` (and /bridge/done)."""
+    """One sequence as /bridge/seq message(s) with `index` of `count` (and /bridge/done), in the
+    session's notes_format (each message: id, index, count, then the JSON or the numeric form)."""
     msgs = session.sequence_messages(request_id, model.name, int(model.info["bars"]), [notes_to_rows(notes)],
                                      [dict(extra, index=index)])
-    for (r, _i, _c, text) in msgs:
-        session.send(SEQ, r, index, count, text)
+    for msg in msgs:
+        session.send(SEQ, msg[0], index, count, *msg[3:])
     if done:
         session.send(DONE, request_id)
 
@@ -151,7 +156,9 @@ def _send_seq(session, request_id: int, model, notes, index: int, count: int, ex
 
 @op("transport", serial=False)
 def op_transport(session, request):
-    """transport {tempo, beat, playing, numerator?, denominator?} -> the extrapolated position"""
+    """transport {tempo, beat, playing, numerator?, denominator?} -> the extrapolated position
+    (also as plain numbers: `/bridge/transport id tempo beat [playing numerator denominator]`,
+    answered `/bridge/ok id tempo beat bar playing`; bridge.daemon.typed)"""
     live = client(session)
     live.transport.update(request.fields)          # LiveError: bad_request
     return live.transport.snapshot()
@@ -183,8 +190,9 @@ def _stream_ended(request, reason: str) -> None:
 
 @op("morph", serial=False)
 def op_morph(session, request):
-    """morph {model, a, b, steps?, bars_per_step?, mode?, ...} -> {morph: id, ...}, then each step
-    as /bridge/seq ahead of its bar, then /bridge/done (docs/osc-protocol.md)"""
+    """morph {model, a, b | palette (+ spread), steps?, bars_per_step?, mode?, ...} -> {morph: id, ...},
+    then each step as /bridge/seq ahead of its bar, then /bridge/done (docs/osc-protocol.md); with a
+    palette and no `b`, the morph goes toward a draw of the player's palette"""
     live = client(session)
     model = request.model()
     steps = request.integer("steps", 8, 2, request.limits.max_steps, over=TooLarge)
@@ -201,7 +209,12 @@ def op_morph(session, request):
                          "denominator} first (several times per beat)")
     superseded = live.supersede_decoding()
     end_a = _endpoint(request, model, "a")
-    end_b = _endpoint(request, model, "b")
+    mine = requested_palette(request, model)
+    if mine is not None and not request.has("b"):      # toward a draw of the player's palette
+        zb = palette_draw(mine, 1, palette_spread(request), np.random.default_rng(seed))[0]
+        end_b = lambda: zb  # noqa: E731
+    else:
+        end_b = _endpoint(request, model, "b")
     rid = request.id
     bar_len = int(model.info["bars"]) * BEATS_PER_BAR
     holder = {}
@@ -307,9 +320,10 @@ def _knob_worker(session, live: LiveClient) -> LatestOnly:
             with live.lock:
                 base = session.latent.get(model.name)
                 knobs = dict(live.knobs.get(model.name, {}))
+                vectors = dict(live.knob_vectors.get(model.name, {}))
             z = np.asarray(base, dtype=np.float64).copy()
             for name, value in knobs.items():
-                z += KNOB_RANGE * value * direction_vector(model.info, name, model.z_size).astype(np.float64)
+                z += KNOB_RANGE * value * vectors[name].astype(np.float64)
             slot = session.open_stream("knob")                 # Busy over the stream caps
             try:
                 # in the model's lane, counted against the client's queue (Busy when it is full)
@@ -337,51 +351,81 @@ def _knob_worker(session, live: LiveClient) -> LatestOnly:
     return live.knob_worker
 
 
+def knob_direction(model, direction, palette=None) -> tuple[int, str, np.ndarray]:
+    """(index, name, vector) of a knob: the model's direction (a name or an index), or with a
+    palette its principal direction `direction` (an index; named "<palette>:<index>").
+
+    Raises:
+        DirectionError: no such direction. ModelError: its vector does not fit the model.
+        BadRequest: a palette direction that is not an index of the palette.
+    """
+    if palette is None:
+        index, d = resolve(model.info, direction)
+        return index, d["name"], direction_vector(model.info, index, model.z_size)
+    if isinstance(direction, bool) or not isinstance(direction, int):
+        raise BadRequest(f"a palette's knob is the index of one of its directions, got {direction!r}")
+    if not 0 <= direction < len(palette.directions):
+        raise BadRequest(f"palette {palette.name!r} has directions 0..{len(palette.directions) - 1}, "
+                         f"not {direction}")
+    return direction, f"{palette.name}:{direction}", palette.direction(direction)
+
+
 def move_knob(session: ClientSession, model, direction, value: float, request_id: int = 0,
-              temperature: float = 0.0, seed: int | None = 0, mask=None) -> dict:
+              temperature: float = 0.0, seed: int | None = 0, mask=None, palette=None) -> dict:
     """Set a knob of `session` and queue a decode (coalesced: only the latest value is decoded).
-    `mask`: the logit mask of a scale (bridge.daemon.scales.request_mask), or None.
+    `mask`: the logit mask of a scale (bridge.daemon.scales.request_mask), or None; `palette`: the
+    knob is that palette's direction `direction` (knob_direction).
 
     Raises:
         DirectionError: no such direction. ModelError: its vector does not fit the model.
         LiveError: a value outside -1..1, or no latent of this model to move yet.
     """
     live = _live_of(session)
-    index, d = resolve(model.info, direction)
-    direction_vector(model.info, index, model.z_size)
+    index, name, vector = knob_direction(model, direction, palette)
     value = knob_value(value)
     if model.name not in session.latent:
         raise LiveError(f"no live latent for model {model.name!r} yet: start a morph, or encode/decode "
                         "a sequence first (the knobs move that position)")
     with live.lock:
-        live.knobs.setdefault(model.name, {})[d["name"]] = value
-    extra = {"knob": {"direction": d["name"], "index": index, "value": value}}
+        live.knobs.setdefault(model.name, {})[name] = value
+        live.knob_vectors.setdefault(model.name, {})[name] = vector
+    extra = {"knob": {"direction": name, "index": index, "value": value}}
     _knob_worker(session, live).submit((model, request_id, extra, temperature, seed, mask))
-    return {"direction": d["name"], "index": index, "value": value}
+    return {"direction": name, "index": index, "value": value}
 
 
 @op("knob", serial=False)
 def op_knob(session, request):
-    """knob {model, direction, value, temperature?, seed?, scale?} -> {direction, index, value}, then
-    the moved pattern as /bridge/seq + /bridge/done (latest value wins)"""
+    """knob {model, direction, value, temperature?, seed?, scale?, palette?} -> {direction, index, value},
+    then the moved pattern as /bridge/seq + /bridge/done (latest value wins); with a palette,
+    `direction` is the index of one of its principal directions"""
     model = request.model()
+    palette = requested_palette(request, model)
     direction = request.fields.get("direction")
     value = request.fields.get("value")
     temperature = request.temperature(0.0)
     seed = request.seed()
     mask = request_mask(request, model)
-    return move_knob(session, model, direction, value, request.id, temperature, 0 if seed is None else seed, mask)
+    return move_knob(session, model, direction, value, request.id, temperature, 0 if seed is None else seed, mask,
+                     palette)
 
 
 @op("directions", serial=False)
 def op_directions(session, request):
-    """The model's latent directions (names, indices, measured effects) for building a knob UI."""
+    """The model's latent directions (names, indices, measured effects) for building a knob UI; with
+    {palette: name}, also that palette's principal directions (kind "palette", knob them with
+    knob {palette, direction: index})."""
     model = request.model()
+    palette = requested_palette(request, model)
     out = []
     for i, d in enumerate(direction_table(model.info)):
         out.append({"index": i, "name": d["name"], "kind": d.get("kind", "attribute"),
                     "effect": d.get("effect", {}).get("per_unit", d.get("effect", {}))})
-    return {"model": model.name, "knob_range": KNOB_RANGE, "directions": out}
+    reply = {"model": model.name, "knob_range": KNOB_RANGE, "directions": out}
+    if palette is not None:
+        reply["palette_directions"] = [{"index": i, "name": f"{palette.name}:{i}", "kind": "palette",
+                                        "std": round(float(s), 6)} for i, s in enumerate(palette.scales)]
+    return reply
 
 
 # ---- the MIDI side ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ var pendingRestore = null;
 // device loads, BEFORE [live.thisdevice] bangs `init`: they are kept here and applied in init.
 var early = { params: {}, knobs: {}, model: null };
 var earlyToken = null;
-var PARAM_ORDER = ["temperature", "steps", "barsperstep", "mode", "scale"];
+var PARAM_ORDER = ["temperature", "steps", "barsperstep", "mode", "scale", "mine"];
 
 var LIGHTS = [[0.85, 0.2, 0.2, 1.0], [0.95, 0.75, 0.1, 1.0], [0.2, 0.8, 0.3, 1.0]];
 
@@ -189,6 +189,7 @@ var interpolate = button(function () { app.interpolate(); });
 var morph = button(function () { app.morph(); });
 var stop = button(function () { app.stop(); });
 var accompany = button(function () { app.accompany(); });
+var learn = button(function () { app.learn(); });
 var seta = button(function () { app.captureA(); });
 var setb = button(function () { app.captureB(); });
 var reconnect = button(function () { app.reconnect(); });
@@ -222,7 +223,8 @@ function token(secret) {
     if (app) { guarded(function () { app.client.setToken(secret === undefined ? null : String(secret)); app.reconnect(); }); }
 }
 
-// Saved with the Live set through the js object's parameter (blob): model and A/B slots.
+// Saved with the Live set through the js object's parameter (blob): model, A/B slots and the
+// learned palette (its JSON object, ~15-35 kB: imported into the daemon when the set opens).
 function getvalueof() {
     return JSON.stringify(app ? app.state() : (pendingRestore || {}));
 }
@@ -245,6 +247,7 @@ if (typeof exports !== "undefined" && IS_NODE) {
     exports.morph = morph;
     exports.stop = stop;
     exports.accompany = accompany;
+    exports.learn = learn;
     exports.seta = seta;
     exports.setb = setb;
     exports.model = model;

@@ -41,6 +41,8 @@ function createApp(opts) {
         barsPerStep: 1,
         mode: "loop",
         scale: false,                   // the Scale toggle: send the song's scale with requests
+        mine: false,                    // the Mine toggle: Generate, Morph and the dials use the palette
+        palette: null,                  // the learned palette: {name, model, directions, data (its JSON object)}
         a: null,                        // {slot, id}: a clip on this device's track, by Live API id
         b: null,
         morphRequest: null,             // request id of the running morph
@@ -77,12 +79,14 @@ function createApp(opts) {
         now: now,
         replyPort: opts.replyPort,
         token: opts.token || null,      // the daemon's --token secret, if it has one
+        // seqs with numeric notes, no new Max symbol per reply (protocol 1.2; opts.numericWire false: JSON)
+        notesFormat: opts.numericWire === false ? null : "numeric",
         log: log,
         onStatus: function (state, info) {
             ui("light", clientLib.STATES[state]);
             ui("status", state + (info ? ": " + info : ""));
         },
-        onConnect: function () { unanswered = 0; refreshModels(); }
+        onConnect: function () { unanswered = 0; refreshModels(); importPalette(); }
     });
     var scheduler = schedLib.createScheduler({ marginMs: opts.marginMs || 60 });
     var reporter = transportLib.createReporter({});
@@ -183,6 +187,7 @@ function createApp(opts) {
 
     function setParam(name, value) {
         if (name === "scale") { s.scale = Number(value) !== 0; }
+        else if (name === "mine") { s.mine = Number(value) !== 0; }
         else if (name === "temperature") { s.temperature = Math.max(0, Number(value)); }
         else if (name === "steps") { s.steps = Math.max(2, Math.min(32, Math.round(Number(value)))); }
         else if (name === "barsperstep") { s.barsPerStep = Math.max(1, Math.min(16, Math.round(Number(value)))); }
@@ -284,7 +289,7 @@ function createApp(opts) {
 
     function generate() {
         if (!needModel()) { return null; }
-        var payload = withScale({ model: s.model, n: 1, temperature: s.temperature });
+        var payload = withScale(withPalette({ model: s.model, n: 1, temperature: s.temperature }));
         if (!payload) { return null; }
         return client.request("sample", payload, {
             seq: function (seq) {
@@ -296,6 +301,14 @@ function createApp(opts) {
             },
             error: fail("generate")
         });
+    }
+
+    function readA() {
+        var hadA = !!s.a;
+        var aSlot = refSlot("a");
+        if (aSlot < 0) { if (!hadA) { status("set clip A first (select it, press A)"); } return null; }
+        var t = track();
+        return { t: t, aSlot: aSlot, a: live.readClip(t.path, aSlot) };
     }
 
     function readAB() {
@@ -380,13 +393,15 @@ function createApp(opts) {
     function morph() {
         if (!needModel()) { return null; }
         if (!needFourFour()) { return null; }
-        var ab = readAB();
+        var mine = minePalette();
+        var ab = mine ? readA() : readAB();         // Mine: from A toward a draw of the palette
         if (!ab) { return null; }
         if (!ensureLivePair()) { return null; }
-        var payload = withScale({
-            model: s.model, a: ab.a.rows, b: ab.b.rows, steps: s.steps, bars_per_step: s.barsPerStep,
+        var payload = withScale(withPalette({
+            model: s.model, a: ab.a.rows, steps: s.steps, bars_per_step: s.barsPerStep,
             mode: s.mode, temperature: s.temperature
-        });
+        }));
+        if (payload && !mine) { payload.b = ab.b.rows; }
         if (!payload) { return null; }
         if (s.morphRequest !== null) { stop(); }
         var tr = transportNow();
@@ -437,18 +452,101 @@ function createApp(opts) {
         s.knobValues[index] = Number(value);
     }
 
+    // The high-rate requests go as plain numbers when the daemon takes them (protocol 1.2): Max
+    // interns every string it sends as a symbol, forever, and a JSON text with a new song position
+    // or knob value would be a new one every time. The model and direction are names from a fixed
+    // set; the knob's other fields (scale, palette) go in one JSON object that stays the same from
+    // move to move. Without typed forms (an older daemon, opts.numericWire false): JSON.
+    function reportTransport(p) {
+        if (opts.numericWire === false || !client.hasTyped("transport")) { return client.request("transport", p, {}); }
+        return client.requestTyped("transport", [p.tempo, p.beat, p.playing ? 1 : 0, p.numerator, p.denominator], {});
+    }
+
+    function knobRequest(payload, handlers) {
+        if (opts.numericWire === false || !client.hasTyped("knob")) { return client.request("knob", payload, handlers); }
+        var options = {};
+        for (var k in payload) {
+            if (payload.hasOwnProperty(k) && k !== "model" && k !== "direction" && k !== "value") { options[k] = payload[k]; }
+        }
+        return client.requestTyped("knob", [payload.model, payload.direction, payload.value], handlers, options);
+    }
+
     function sendKnob(index, value) {
-        var payload = knobsLib.knobPayload(s.model, s.knobMap, index, value);
+        var mine = minePalette();
+        var payload = mine && index < mine.directions
+            ? { model: s.model, palette: mine.name, direction: index, value: value }   // the palette's own directions
+            : knobsLib.knobPayload(s.model, s.knobMap, index, value);
         if (!payload || !client.isConnected()) { return; }
         if (!needFourFour()) { return; }
         if (!s.livePair && !ensureLivePair()) { return; }
         if (!withScale(payload)) { return; }
-        client.request("knob", payload, {
+        knobRequest(payload, {
             stream: true,
             quiet: true, // the daemon decodes only the latest knob value; older requests get no seq
             seq: function (seq) { scheduleSeq(seq, "knob"); },
             error: fail("knob")
         });
+    }
+
+    // ---- palettes: the player's own style (docs/osc-protocol.md "Palettes") ----
+
+    // The palette when Mine is on and it was learned for the selected model, else null.
+    function minePalette() {
+        return s.mine && s.palette && s.palette.model === s.model ? s.palette : null;
+    }
+
+    // payload + the palette's name when Mine is on (spread 1: its fitted spread).
+    function withPalette(payload) {
+        var mine = minePalette();
+        if (mine && payload) { payload.palette = mine.name; }
+        return payload;
+    }
+
+    // The daemon's palette names allow letters, digits, _ . - (from the first letter or digit on).
+    function paletteName(trackName) {
+        var n = String(trackName || "").replace(/[^A-Za-z0-9_.\-]/g, "_").replace(/^[^A-Za-z0-9]+/, "");
+        return (n || "mine").substring(0, 48);
+    }
+
+    // Learn a palette from every clip on this track that is not the device's own (LB ...).
+    function learn() {
+        if (!needModel()) { return null; }
+        if (!needFourFour()) { return null; }
+        var t = track();
+        var list = live.slots(t.path);
+        var clips = [];
+        for (var i = 0; i < list.length; i++) {
+            if (!list[i].hasClip || slotsLib.isDeviceClipName(list[i].name)) { continue; }
+            var rows = live.readClip(t.path, i).rows;
+            if (rows.length > 0) { clips.push(rows); }
+        }
+        if (clips.length < 3) {
+            status("Learn needs at least 3 clips with notes on this track (the device's own LB clips are left out)");
+            return null;
+        }
+        var name = paletteName(live.trackName ? live.trackName(t.path) : "");
+        var model = s.model;
+        status("learning '" + name + "' from " + clips.length + " clips...");
+        return client.request("learn", { model: model, name: name, clips: clips }, {
+            ok: function (res) {
+                s.palette = { name: res.palette, model: res.model, directions: res.directions, data: null };
+                status("learned '" + res.palette + "': " + res.windows + " windows of " + clips.length +
+                       " clips in " + Math.round(Number(res.encode_ms) + Number(res.fit_ms)) + " ms");
+                client.request("palette_export", { model: res.model, name: res.palette }, {
+                    ok: function (exp) {
+                        if (s.palette && exp && exp.palette && exp.palette.name === s.palette.name) { s.palette.data = exp.palette; }
+                    },
+                    error: fail("palette export")
+                });
+            },
+            error: fail("learn")
+        });
+    }
+
+    // A palette saved with the set goes back to the daemon on (re)connect.
+    function importPalette() {
+        if (!s.palette || !s.palette.data) { return; }
+        client.request("palette_import", { palette: s.palette.data }, { error: fail("palette import") });
     }
 
     function accompanyModel() {
@@ -511,7 +609,7 @@ function createApp(opts) {
             checkMeter(tr);
             var p = reporter.update(tr, now());
             // the daemon serves 4/4 only: in another meter nothing is reported (the status says why)
-            if (p && client.isConnected() && isFourFour(tr)) { client.request("transport", p, {}); }
+            if (p && client.isConnected() && isFourFour(tr)) { reportTransport(p); }
         }
         var due = knobThrottle.due(now());
         for (var i = 0; i < due.length; i++) { sendKnob(due[i].knob, due[i].value); }
@@ -562,14 +660,20 @@ function createApp(opts) {
     function state() {
         return {
             model: s.model, temperature: s.temperature, steps: s.steps, barsPerStep: s.barsPerStep, mode: s.mode,
-            scale: s.scale, a: savedSlot(s.a), b: savedSlot(s.b), knobs: s.knobValues.slice(0)
+            scale: s.scale, a: savedSlot(s.a), b: savedSlot(s.b), knobs: s.knobValues.slice(0),
+            mine: s.mine, palette: s.palette && s.palette.data ? s.palette.data : null
         };
     }
 
-    // Restore what getvalueof saved (model and A/B slots).
+    // Restore what getvalueof saved (model, A/B slots, the palette; Mine is a parameter of its own).
     function restore(saved) {
         if (!saved) { return; }
         if (saved.model) { s.model = String(saved.model); }
+        var p = saved.palette;
+        if (p && typeof p.name === "string" && typeof p.model === "string" && p.directions && p.directions.length !== undefined) {
+            s.palette = { name: p.name, model: p.model, directions: p.directions.length, data: p };
+            if (client.isConnected()) { importPalette(); }
+        }
         if (typeof saved.a === "number") { s.a = { slot: saved.a }; }
         if (typeof saved.b === "number") { s.b = { slot: saved.b }; }
     }
@@ -591,6 +695,7 @@ function createApp(opts) {
         knob: knob,
         restoreKnob: restoreKnob,
         accompany: accompany,
+        learn: learn,
         state: state,
         restore: restore,
         client: client,

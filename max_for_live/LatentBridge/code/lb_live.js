@@ -86,6 +86,11 @@ function createLive(LiveAPIClass) {
         return num(api(trackPath + " clip_slots " + slot), "has_clip") === 1;
     }
 
+    // The track's name (the palette Learn names after it).
+    function trackName(trackPath) {
+        return str(api(trackPath), "name");
+    }
+
     // Notes of the clip's loop region as protocol rows (times relative to loop_start).
     function readClip(trackPath, slot, track) {
         if (!hasClip(trackPath, slot)) { throw new Error("slot " + (slot + 1) + " is empty"); }
@@ -236,6 +241,7 @@ function createLive(LiveAPIClass) {
         clipId: clipId,
         locateClip: locateClip,
         readClip: readClip,
+        trackName: trackName,
         writeClip: writeClip,
         fire: fire,
         transport: transport,

@@ -3,6 +3,7 @@
 // ES5 only (Max `js`).
 
 var LIVE_CLIP_PREFIX = "LB live";
+var DEVICE_CLIP_PREFIX = "LB ";
 
 // slots: array of {hasClip: bool, name: string} (index = scene index).
 // Returns {ok: true, slots: [indices]} with the first n EMPTY slots strictly below anchor, or
@@ -25,6 +26,12 @@ function emptySlotsBelow(slots, anchor, n) {
 
 function isLiveClipName(name) {
     return typeof name === "string" && name.indexOf(LIVE_CLIP_PREFIX) === 0;
+}
+
+// Every clip the device writes is named "LB ..." (samples, interpolations, live clips, parts):
+// Learn leaves them out, so a palette is learned from the player's own clips only.
+function isDeviceClipName(name) {
+    return typeof name === "string" && name.indexOf(DEVICE_CLIP_PREFIX) === 0;
 }
 
 // Two slots for live playback (morph / knobs), alternated so the one being rewritten is never
@@ -81,4 +88,5 @@ exports.LIVE_CLIP_PREFIX = LIVE_CLIP_PREFIX;
 exports.emptySlotsBelow = emptySlotsBelow;
 exports.liveSlots = liveSlots;
 exports.isLiveClipName = isLiveClipName;
+exports.isDeviceClipName = isDeviceClipName;
 exports.accompanyTargets = accompanyTargets;

@@ -2110,6 +2110,135 @@
 						20
 					]
 				}
+			},
+			{
+				"box": {
+					"id": "obj-80",
+					"maxclass": "live.text",
+					"text": "Learn",
+					"texton": "Learn",
+					"mode": 0,
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						20,
+						520,
+						44,
+						16
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						228,
+						78,
+						50,
+						15
+					],
+					"parameter_enable": 1,
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_longname": "Learn",
+							"parameter_shortname": "Learn",
+							"parameter_type": 2,
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_mmax": 1,
+							"parameter_invisible": 2
+						}
+					},
+					"varname": "Learn",
+					"annotation": "Learn a palette (your style) from this track's clips; the device's own LB clips are left out.",
+					"annotation_name": "Learn"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-81",
+					"maxclass": "newobj",
+					"text": "prepend learn",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						20,
+						544,
+						90,
+						20
+					]
+				}
+			},
+			{
+				"box": {
+					"id": "obj-82",
+					"maxclass": "live.text",
+					"text": "Mine",
+					"texton": "Mine",
+					"mode": 1,
+					"annotation": "Generate, Morph (toward your palette, no B needed) and the dials use the palette Learn made.",
+					"annotation_name": "Mine",
+					"numinlets": 1,
+					"numoutlets": 2,
+					"outlettype": [
+						"",
+						""
+					],
+					"patching_rect": [
+						140,
+						520,
+						44,
+						16
+					],
+					"presentation": 1,
+					"presentation_rect": [
+						282,
+						78,
+						40,
+						15
+					],
+					"parameter_enable": 1,
+					"saved_attribute_attributes": {
+						"valueof": {
+							"parameter_longname": "Mine",
+							"parameter_shortname": "Mine",
+							"parameter_type": 2,
+							"parameter_enum": [
+								"off",
+								"on"
+							],
+							"parameter_mmax": 1,
+							"parameter_initial": [
+								0
+							],
+							"parameter_initial_enable": 1
+						}
+					},
+					"varname": "Mine"
+				}
+			},
+			{
+				"box": {
+					"id": "obj-83",
+					"maxclass": "newobj",
+					"text": "prepend param mine",
+					"numinlets": 1,
+					"numoutlets": 1,
+					"outlettype": [
+						""
+					],
+					"patching_rect": [
+						140,
+						544,
+						110,
+						20
+					]
+				}
 			}
 		],
 		"lines": [
@@ -2880,6 +3009,54 @@
 						0
 					]
 				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-80",
+						0
+					],
+					"destination": [
+						"obj-81",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-81",
+						0
+					],
+					"destination": [
+						"obj-7",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-82",
+						0
+					],
+					"destination": [
+						"obj-83",
+						0
+					]
+				}
+			},
+			{
+				"patchline": {
+					"source": [
+						"obj-83",
+						0
+					],
+					"destination": [
+						"obj-7",
+						0
+					]
+				}
 			}
 		],
 		"parameters": {
@@ -2996,6 +3173,16 @@
 			"obj-78": [
 				"Scale",
 				"Scale",
+				0
+			],
+			"obj-80": [
+				"Learn",
+				"Learn",
+				0
+			],
+			"obj-82": [
+				"Mine",
+				"Mine",
 				0
 			],
 			"inherited_shortname": 1

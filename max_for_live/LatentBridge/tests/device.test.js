@@ -354,3 +354,76 @@ test("A, B and the live clips are held by Live API id: a scene inserted above th
   assert.equal(h.app.interpolate(), null);
   assert.match(h.status().pop(), /clip A is no longer on this track/);
 });
+
+// ---- palettes: Learn and Mine ----------------------------------------------------------------
+
+const userClip = (name, pitch) => ({ name, length: 8, notes: [{ pitch, start_time: 0, duration: 1, velocity: 100 }, { pitch: pitch + 2, start_time: 4, duration: 1, velocity: 100 }] });
+const PALETTE = { format: "latent-bridge-palette", format_version: 1, name: "Lead_1", model: "mel_2bar", z_size: 2, windows: 5,
+  mean: [0, 0], directions: [[1, 0], [0, 1]], scales: [1, 1], rest: 0.1, info: {} };
+
+function learned(layout) {
+  const h = setup(layout, { tracks: [{ name: "Lead 1", slots: layout }] });
+  h.app.learn();
+  const req = h.requests.find((r) => r.op === "learn");
+  assert.ok(req, h.status().join("\n"));
+  h.reply("/bridge/ok", [req.id, JSON.stringify({ palette: "Lead_1", model: "mel_2bar", windows: 5, directions: 2, clips: 3, encode_ms: 40, fit_ms: 1 })]);
+  const exp = h.requests.find((r) => r.op === "palette_export");
+  h.reply("/bridge/ok", [exp.id, JSON.stringify({ palette: PALETTE })]);
+  return { h, req, exp };
+}
+
+test("Learn sends every user clip of the track (not the device's LB clips) under the track's name", () => {
+  const { h, req, exp } = learned([userClip("verse", 60), userClip("LB sample mel_2bar", 40), userClip("chorus", 64), null, userClip("bridge", 67)]);
+  assert.equal(req.payload.model, "mel_2bar");
+  assert.equal(req.payload.name, "Lead_1");                          // "Lead 1" made a palette name
+  assert.deepEqual(req.payload.clips.map((c) => c[0][0]), [60, 64, 67]);   // the LB clip is left out
+  assert.deepEqual(exp.payload, { model: "mel_2bar", name: "Lead_1" });
+  assert.match(h.status().pop(), /learned 'Lead_1': 5 windows of 3 clips in 41 ms/);
+  assert.deepEqual(h.app.state().palette, PALETTE);                   // saved with the set
+});
+
+test("Learn with fewer than 3 clips: a status line, no request", () => {
+  const h = setup([userClip("verse", 60), userClip("LB live 1", 60), userClip("chorus", 64), null]);
+  assert.equal(h.app.learn(), null);
+  assert.equal(h.requests.filter((r) => r.op === "learn").length, 0);
+  assert.match(h.status().pop(), /at least 3 clips/);
+});
+
+test("Mine on: Generate, Morph (no B needed) and the dials use the palette; off: none do", () => {
+  const { h } = learned([userClip("verse", 60), userClip("chorus", 64), userClip("bridge", 67), null, null, null]);
+  h.live.set.song.is_playing = 1;
+  h.live.set.song.current_song_time = 2.0;
+  h.app.tick();
+  h.app.generate();
+  assert.equal(h.requests.filter((r) => r.op === "sample").pop().payload.palette, undefined);   // Mine is off
+  h.app.setParam("mine", 1);
+  h.app.generate();
+  assert.deepEqual(h.requests.filter((r) => r.op === "sample").pop().payload, { model: "mel_2bar", n: 1, temperature: 0.5, palette: "Lead_1" });
+  h.app.captureA();                                                   // A = slot 0; no B set
+  h.app.morph();
+  const morph = h.requests.filter((r) => r.op === "morph").pop().payload;
+  assert.equal(morph.palette, "Lead_1");
+  assert.equal(morph.b, undefined);
+  assert.equal(morph.a[0][0], 60);
+  h.app.knob(0, 0.4);
+  h.app.knob(4, 0.2);               // dial 5: the palette has 2 directions, and the model none there
+  h.app.tick();
+  assert.deepEqual(h.requests.filter((r) => r.op === "knob").map((r) => r.payload),
+    [{ model: "mel_2bar", palette: "Lead_1", direction: 0, value: 0.4 }]);
+  h.app.setParam("mine", 0);
+  h.app.generate();
+  assert.equal(h.requests.filter((r) => r.op === "sample").pop().payload.palette, undefined);
+});
+
+test("a palette saved with the set is imported into the daemon when the device connects", () => {
+  const h = setup([clipA]);
+  const restored = setup([clipA]);
+  restored.app.restore({ model: "mel_2bar", palette: PALETTE });
+  const imp = restored.requests.filter((r) => r.op === "palette_import");
+  assert.equal(imp.length, 1);
+  assert.deepEqual(imp[0].payload, { palette: PALETTE });
+  restored.app.setParam("mine", 1);
+  restored.app.generate();
+  assert.equal(restored.requests.filter((r) => r.op === "sample").pop().payload.palette, "Lead_1");
+  assert.equal(h.requests.filter((r) => r.op === "palette_import").length, 0);   // nothing saved: nothing imported
+});

@@ -107,3 +107,29 @@ test("e2e: interpolate and morph against a real daemon, written into a fake Live
   app.stop();
   await until(() => app.client.pendingCount() === 0, 5000, songTick, "stop acknowledged");
 });
+
+test("e2e: Learn a palette from the track's clips, then Generate with Mine, against a real daemon", { timeout: 900000 }, async (t) => {
+  const dir = modelsDir();
+  const port = await freePort();
+  const daemon = startDaemon(t, PY, ROOT, ["--port", String(port), "--models", dir, "--no-default-models", "--workers", "1"]);
+  const clip = (name, base) => ({ name, length: 8, notes: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ pitch: base + (i % 3) * 2, start_time: i, duration: 0.5, velocity: 100 })) });
+  const live = createLiveSet({ tracks: [{ name: "My Lead", slots: [clip("verse", 60), clip("chorus", 64), clip("bridge", 67), null] }],
+    highlighted: { track: 0, slot: 0 } });
+  const { app, statuses } = await connectDevice(t, port, live);
+  const tick = () => { if (daemon.exited !== null) throw new Error("daemon exited:\n" + daemon.log.join("")); app.tick(); };
+  await until(() => statuses.some((s) => /model\(s\)/.test(s)), 120000, tick, "connection + models");
+  app.setModel("mel_2bar");
+  app.learn();
+  await until(() => app.state().palette !== null || statuses.some((s) => /failed/.test(s)), 60000, tick, "learn + export");
+  assert.ok(!statuses.some((s) => /failed/.test(s)), statuses.join("\n"));
+  assert.ok(statuses.some((s) => /^learned 'My_Lead': \d+ windows of 3 clips/.test(s)), statuses.join("\n"));
+  const saved = app.state().palette;
+  assert.equal(saved.format, "latent-bridge-palette");
+  assert.equal(saved.name, "My_Lead");
+  assert.equal(saved.mean.length, saved.z_size);
+  app.setParam("mine", 1);
+  app.generate();
+  await until(() => statuses.some((s) => /^sample written to slot 4/.test(s) || /failed/.test(s)), 60000, tick, "a sample from the palette");
+  assert.ok(!statuses.some((s) => /failed/.test(s)), statuses.join("\n"));
+  assert.equal(live.set.tracks[0].slots[3].name, "LB sample mel_2bar");
+});

@@ -91,7 +91,7 @@ test("the wiring the device depends on is present", () => {
 
 test("buttons are hidden from automation with real labels; settings are automatable; udpreceive defers", () => {
   const buttons = boxes.filter((b) => b.maxclass === "live.text" && b.mode === 0);
-  assert.equal(buttons.length, 8);
+  assert.equal(buttons.length, 9);
   for (const b of buttons) {
     const v = b.saved_attribute_attributes.valueof;
     assert.equal(v.parameter_invisible, 2, `${b.text}: Parameter Visibility must be Hidden (no automation, no undo entries)`);
@@ -103,7 +103,7 @@ test("buttons are hidden from automation with real labels; settings are automata
   const automated = boxes.filter((b) => b.parameter_enable && !b.saved_attribute_attributes.valueof.parameter_invisible)
     .map((b) => b.saved_attribute_attributes.valueof.parameter_longname).sort();
   assert.deepEqual(automated, ["Bars per step", "Daemon port", "Knob 1", "Knob 2", "Knob 3", "Knob 4", "Knob 5", "Knob 6", "Knob 7",
-    "Knob 8", "Morph mode", "Scale", "Steps", "Temperature"]);
+    "Knob 8", "Mine", "Morph mode", "Scale", "Steps", "Temperature"]);
   for (const b of boxes.filter((x) => x.parameter_enable)) {
     assert.ok(b.id in patcher.parameters, `${b.id} is listed in the patcher's parameters`);
   }
@@ -113,6 +113,18 @@ test("buttons are hidden from automation with real labels; settings are automata
   assert.deepEqual(scale.saved_attribute_attributes.valueof.parameter_initial, [0], "Scale is off by default");
   const prep = byId.get(patcher.lines.find(({ patchline: l }) => l.source[0] === scale.id).patchline.destination[0]);
   assert.equal(prep.text, "prepend param scale");
+  const mine = boxes.find((b) => b.varname === "Mine");
+  assert.equal(mine.mode, 1, "Mine is a toggle");
+  assert.deepEqual(mine.saved_attribute_attributes.valueof.parameter_initial, [0], "Mine is off by default");
+  const minePrep = byId.get(patcher.lines.find(({ patchline: l }) => l.source[0] === mine.id).patchline.destination[0]);
+  assert.equal(minePrep.text, "prepend param mine");
+  const learnBox = boxes.find((b) => b.varname === "Learn");
+  const learnPrep = byId.get(patcher.lines.find(({ patchline: l }) => l.source[0] === learnBox.id).patchline.destination[0]);
+  assert.equal(learnPrep.text, "prepend learn");
+  for (const pr of [minePrep, learnPrep]) {
+    const to = byId.get(patcher.lines.find(({ patchline: l }) => l.source[0] === pr.id).patchline.destination[0]);
+    assert.match(to.text, /^js latentbridge\.js/, `${pr.text} goes to the js object`);
+  }
   assert.match(boxes.find((b) => /^udpreceive /.test(b.text || "")).text, /@defer 1/);
 });
 
@@ -215,7 +227,7 @@ test("the Max entry script works with faked Max globals (outlet, post, LiveAPI, 
   assert.deepEqual(out.find((o) => o[0] === "replyport"), ["replyport", 17400 + 234]);
   assert.deepEqual(out.filter((o) => o[0] === "daemonport").pop(), ["daemonport", 9100]);
   const hello = out.find((o) => o[0] === "/bridge/hello");
-  assert.deepEqual(JSON.parse(hello[2]), { reply_port: 17634 });
+  assert.deepEqual(JSON.parse(hello[2]), { reply_port: 17634, notes_format: "numeric" });
   global.messagename = "/bridge/ok";
   entry.anything(hello[1], JSON.stringify({ server: "latent-bridge" }));
   assert.equal(entry.getApp().client.state(), "connected");

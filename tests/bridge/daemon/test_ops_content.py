@@ -17,8 +17,6 @@ import pytest
 import bridge
 from bridge.core import latent
 from bridge.core.notes import Note
-from bridge.daemon.client import spawn_server
-from bridge.runtime import engine
 
 MODELS = Path(bridge.__file__).parent / "models"
 MELODY = [[60, 0, 1, 100, 0], [62, 1, 0.5, 90, 0], [64, 1.5, 0.5, 80, 0], [67, 2, 2, 100, 0],
@@ -36,24 +34,13 @@ def rows(seq):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shipped_mel")
-    (d / "mel_2bar").symlink_to(MODELS / "mel_2bar")
-    server = spawn_server([d], "--workers", "2")
-    yield server
-    assert server.stop() == 0
-
-
-@pytest.fixture
-def c(srv):
-    client = srv.client(timeout=30.0)
-    yield client
-    client.close()
+def srv(shipped_daemon):
+    return shipped_daemon(("mel_2bar",))
 
 
 @pytest.fixture(scope="module")
-def mel():
-    return engine.load_model(MODELS / "mel_2bar")
+def mel(shipped_mel):
+    return shipped_mel
 
 
 @pytest.mark.parametrize("method", ["slerp", "lerp"])

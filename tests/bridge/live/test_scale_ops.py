@@ -6,17 +6,14 @@ step would show up as an out-of-scale note, which random weights at low temperat
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import bridge
 from bridge.core.errors import BadRequest
 from bridge.core.scale import Scale, logit_mask
-from bridge.daemon.client import ErrorReply, spawn_server
+from bridge.daemon.client import ErrorReply
 from bridge.daemon.scales import check_scale
 from bridge.runtime.engine import load_model
 
@@ -64,8 +61,8 @@ def test_good_scales():
 # ---- the decode loop ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def mel():
-    return load_model(MODELS / "mel_2bar")
+def mel(shipped_mel):
+    return shipped_mel
 
 
 @pytest.fixture(scope="module")
@@ -109,20 +106,8 @@ def test_accompany_bass_in_the_scale_melody_kept(trio):
 # ---- the ops, on a daemon -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shipped")
-    for name in ("mel_2bar", "drums_2bar", "trio_16bar"):
-        (d / name).symlink_to(MODELS / name)
-    server = spawn_server([d], "--workers", "2")
-    yield server
-    assert server.stop() == 0
-
-
-@pytest.fixture
-def c(daemon):
-    client = daemon.client(timeout=60.0)
-    yield client
-    client.close()
+def srv(shipped_daemon):
+    return shipped_daemon(("mel_2bar", "drums_2bar", "trio_16bar"))
 
 
 def rows_of(reply):
@@ -168,8 +153,8 @@ def test_a_bad_scale_is_bad_request_on_every_op(c, op, fields):
     assert "scale.intervals[1]" in e.value.message
 
 
-def test_morph_and_knob_steps_are_in_the_scale(daemon):
-    sim = LiveSim(daemon, 480.0, start_beat=0.0)      # 0.5 s bars: the steps come quickly
+def test_morph_and_knob_steps_are_in_the_scale(srv):
+    sim = LiveSim(srv, 480.0, start_beat=0.0)      # 0.5 s bars: the steps come quickly
     try:
         bar = sim.bar_now() + 2
         rid, _ = sim.send("morph", model="mel_2bar", a=MELODY, b=MELODY[::-1], steps=3, bars_per_step=1,

@@ -13,7 +13,6 @@ from bridge.io.midi_io import write_midi
 from bridge.runtime.palette import clip_windows, learn_palette, read_palette, sample_palette
 
 ROOT = Path(__file__).resolve().parents[3]
-NOTTINGHAM = ROOT.parent / "shared" / "data" / "nottingham"
 
 
 @pytest.fixture(scope="module")
@@ -21,25 +20,8 @@ def mel():
     return bridge.load_model("mel_2bar")
 
 
-def _folk_clips(model, count=4, bars=8):
-    """`count` clips of `bars` bars from real Nottingham tunes (4/4), melody as the model reads it."""
-    from bridge.cli.palette import read_clip
-    clips = []
-    for path in sorted(NOTTINGHAM.glob("*.mid")):
-        try:
-            notes = read_clip(path, model)
-        except ValueError:
-            continue   # not 4/4 or unreadable: the CLI refuses those too
-        clip = [n for n in notes if n.start < bars * 4]
-        if len(clip) >= 8:
-            clips.append(clip)
-        if len(clips) == count:
-            return clips
-    pytest.fail("not enough 4/4 Nottingham tunes")
-
-
-def test_windows_every_bar_unique_and_nonempty(mel):
-    clips = _folk_clips(mel)
+def test_windows_every_bar_unique_and_nonempty(mel, folk_clips):
+    clips = folk_clips
     tokens = clip_windows(mel, clips)
     # 8-bar clips, 2-bar windows at every bar: up to 7 each, repeats kept once, no empty window
     assert 3 <= len(tokens) <= 7 * len(clips)
@@ -47,8 +29,8 @@ def test_windows_every_bar_unique_and_nonempty(mel):
     assert all(t.any() for t in tokens)
 
 
-def test_learned_palette_samples_stay_near_the_clips(mel):
-    clips = _folk_clips(mel)
+def test_learned_palette_samples_stay_near_the_clips(mel, folk_clips):
+    clips = folk_clips
     palette = learn_palette(mel, clips, "folk")
     assert palette.model == "mel_2bar" and palette.z_size == mel.z_size and palette.info["clips"] == 4
     clip_z = mel.encode_tokens(clip_windows(mel, clips))
@@ -63,8 +45,8 @@ def test_learned_palette_samples_stay_near_the_clips(mel):
     assert len(seqs) == 3 and all(seqs)
 
 
-def test_bad_clips_are_refused(mel):
-    clips = _folk_clips(mel)
+def test_bad_clips_are_refused(mel, folk_clips):
+    clips = folk_clips
     with pytest.raises(PaletteError, match="at least 3 clips"):
         learn_palette(mel, clips[:2], "x")
     drums = [[bridge.Note(36, 0, 0.25, 100, 0, True)]] * 3
@@ -82,9 +64,9 @@ def test_bad_clips_are_refused(mel):
         sample_palette(mel, other, 1)
 
 
-def test_cli_learn_then_sample(tmp_path, mel):
+def test_cli_learn_then_sample(tmp_path, mel, folk_clips):
     paths = []
-    for i, clip in enumerate(_folk_clips(mel)):
+    for i, clip in enumerate(folk_clips):
         paths.append(tmp_path / f"c{i}.mid")
         write_midi(clip, paths[-1], tempo=120)
     out = tmp_path / "mine.palette.json"
