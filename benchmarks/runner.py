@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from . import daemon, inprocess, machine, packages, report
+from . import daemon, inprocess, machine, packages, peers, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per op before stopping early (at least a few samples; default 20, quick 2)")
     p.add_argument("--tempos", default="120,174", help="morph tempos in bpm (default 120,174)")
     p.add_argument("--no-torch", action="store_true", help="skip the torch eager comparison")
+    p.add_argument("--no-peers", action="store_true",
+                   help="skip the peers on identical weights (torch eager, @magenta/music: benchmarks/peers.py)")
     p.add_argument("--out", default=None, metavar="MD", help="markdown file to (re)write the tables in, "
                                                               "e.g. docs/performance.md")
     p.add_argument("--json", default=None, metavar="FILE", help="JSON report, e.g. benchmarks/report.json")
@@ -89,6 +91,14 @@ def main(argv=None) -> int:
                 res["inprocess"] = {"ort": ort, "torch": tres}
                 res["ratios"] = inprocess.ratios(res, ort, tres)
             rep["runs"].append(run)
+        why_not = "--no-peers" if args.no_peers else ("--quick" if quick else peers.peers_available())
+        rep["peers"] = {"skipped": why_not} if why_not else {}
+        for p in pkgs if not why_not else ():
+            try:
+                rep["peers"][p.name] = peers.bench_peers(p.info, f"{tmp}/peers/{p.name}", repeats=iterations // 4 or 3,
+                                                         budget_s=budget, log=log)
+            except (RuntimeError, ValueError, KeyError) as e:   # an architecture magenta.js or the importer lacks
+                rep["peers"][p.name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
     rep["packages"] = [p.describe() for p in pkgs]
     rep["load"] = load.summary()
     rep["duration_s"] = round(time.monotonic() - t0, 1)

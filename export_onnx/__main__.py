@@ -24,6 +24,7 @@ COMMANDS = [
     "surrogate",          # export_onnx.surrogate (registers "train-surrogate", "add-surrogate")
     "audit",              # export_onnx.audit: musical audit of a package (audit.json + card section)
     "int8",               # export_onnx.int8 (registers "add-int8": an int8 decoder step behind a quality gate)
+    "pair",               # export_onnx.pair (registers "add-sampler": a low-KL prior sampler inside a package)
 ]
 
 

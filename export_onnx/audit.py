@@ -602,9 +602,11 @@ def pop909_segments(pop_dir, codec, bars: int, count: int) -> list[dict]:
 
 # ============================================================================ the audit
 def _sample_tokens(model, n: int, temperature: float, seed: int) -> np.ndarray:
-    """Exactly what `Model.sample(n, temperature, seed)` decodes, as tokens."""
+    """Exactly what `Model.sample(n, temperature, seed)` decodes, as tokens (by the package's
+    sampler when it ships one: `Model.prior_model`)."""
+    prior = model.prior_model
     rng = np.random.default_rng(seed)
-    return model.decode_tokens(model.sample_z(n, rng), temperature, rng)
+    return prior.decode_tokens(prior.sample_z(n, rng), temperature, rng)
 
 
 def audit_reconstruction(model, tokens: np.ndarray, z_inputs: int = 100) -> dict:

@@ -31,11 +31,18 @@ def _slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
 
 def bench_ops(info: dict, repeats: int = 30, warmup: int = 2, threads: int = 1, steps: int = 8,
               device: str = "cpu") -> dict:
-    """{op: [seconds per call]} for encode, decode, sample, interpolate (same ops as bridge.cli.bench)."""
+    """{op: [seconds per call]} for encode, decode, sample, interpolate (same ops as bridge.cli.bench)
+    on a random-weight model of the package's config and size."""
+    return bench_model_ops(model_from_info(info), repeats, warmup, threads, steps, device)
+
+
+def bench_model_ops(model: MusicVAE, repeats: int = 30, warmup: int = 2, threads: int = 1, steps: int = 8,
+                    device: str = "cpu") -> dict:
+    """`bench_ops` on a given torch model (e.g. the importer's, to time identical weights)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        model = model_from_info(info).to(device)
+        model = model.eval().to(device)
         z_size, dev = model.z_size, torch.device(device)
         gen = torch.Generator().manual_seed(0)
         tokens = torch.as_tensor(np.zeros((1, model.num_steps, len(model.num_classes)), np.int64), device=dev)

@@ -1,8 +1,11 @@
-"""Random magenta.js MusicVAE checkpoints and a runner for the magenta.js reference (tests only).
+"""Random magenta.js MusicVAE checkpoints and a runner for the magenta.js reference.
 
-The checkpoints follow the variable names and shapes magenta.js `MusicVAE.initialize()` reads
-(music/src/music_vae/model.ts); the reference is @magenta/music itself, installed by
-`npm ci --prefix tests/magenta_js` and run under Node by tests/magenta_js/harness.js.
+The Magenta-import tests (tests/export_onnx/test_import_magenta.py) check our importer and runtime
+against @magenta/music on these checkpoints; the benchmark's peers (benchmarks/peers.py) time the
+three implementations on the same weights. The checkpoints follow the variable names and shapes
+magenta.js `MusicVAE.initialize()` reads (music/src/music_vae/model.ts); the reference is
+@magenta/music itself, installed by `npm ci --prefix tests/magenta_js` (a dev install: make test)
+and run under Node by tests/magenta_js/harness.js.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 from export_onnx.magenta_import import (CONDUCTOR_PREFIX, ROLL_DEPTH, bidi_prefix, decoder_prefixes,
                                         write_checkpoint)
 
-MAGENTA_JS_DIR = Path(__file__).resolve().parents[1] / "magenta_js"
+MAGENTA_JS_DIR = Path(__file__).resolve().parents[1] / "tests" / "magenta_js"
 HARNESS = MAGENTA_JS_DIR / "harness.js"
 
 
@@ -32,6 +35,11 @@ def magenta_js_available() -> str | None:
 
 
 def run_magenta_js(job: dict, workdir: Path, timeout: float = 300.0) -> dict:
+    """Run tests/magenta_js/harness.js on `job` (see the harness for its fields) in `workdir`.
+
+    Raises:
+        RuntimeError: the harness failed (its stderr's tail in the message).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     job_path, out_path = workdir / "job.json", workdir / "out.json"
     job_path.write_text(json.dumps(job))
@@ -118,6 +126,7 @@ def random_weights(converter: dict, arch: Arch, seed: int, sigma: bool = False) 
 
 def make_checkpoint(path: Path, converter: dict, arch: Arch, seed: int, quantize: str | None = None,
                     sigma: bool = False, shard_bytes: int = 1 << 20, **spec_extra) -> Path:
+    """A random magenta.js checkpoint directory at `path` (config.json, weights manifest, shards)."""
     config = {"type": "MusicVAE", "dataConverter": converter, "useBooleanDecoder": False, **spec_extra}
     return write_checkpoint(path, config, random_weights(converter, arch, seed, sigma), quantize=quantize,
                             shard_bytes=shard_bytes)
@@ -136,3 +145,11 @@ def random_tokens(depths: list[int], batch: int, steps: int, seed: int) -> np.nd
             pitch = rng.integers(2, d, (batch, steps))
             out[..., k] = np.where(r < 0.35, pitch, np.where(r < 0.45, 1, 0))
     return out
+
+
+def note_sequence_like(notes) -> dict:
+    """bridge Notes as the harness's NoteSequenceLike: steps of a sixteenth, the trio's tracks as
+    magenta.js's TrioConverter reads them (instrument = track, bass program 33, drums isDrum)."""
+    programs = {0: 0, 1: 33, 2: 0}
+    return {"notes": [{"pitch": n.pitch, "start": round(n.start * 4), "end": round(n.end * 4), "isDrum": n.is_drum,
+                       "program": programs.get(n.track, 0), "instrument": n.track} for n in notes]}

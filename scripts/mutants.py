@@ -108,6 +108,7 @@ CODECS = "tests/bridge/core/test_codecs.py"
 DOPS = "bridge/daemon/ops.py"
 LOPS = "bridge/live/ops.py"
 CONTENT = "tests/bridge/daemon/test_ops_content.py"
+PALETTE_OPS = "tests/bridge/daemon/test_palette_ops.py"
 
 MUTANTS = [
     # ---- the table of issue 18: each was missed by the tests before
@@ -125,10 +126,10 @@ MUTANTS = [
            apply=noise_decoder("mel_2bar")),
     Mutant("knob_offsets_zeroed", "knob moves over OSC do not move the latent",
            [pytest(LIVE, "-k", "knob_over_osc")],
-           LOPS, "z += KNOB_RANGE * value * direction_vector(", "z += 0.0 * KNOB_RANGE * value * direction_vector("),
+           LOPS, "z += KNOB_RANGE * value * vectors[name]", "z += 0.0 * KNOB_RANGE * value * vectors[name]"),
     Mutant("accompany_build_fails", "the device test's accompany package does not build",
            [node("max_for_live/LatentBridge/tests/accompany.test.js")],
-           "export_onnx/surrogate.py", "def tiny_accompany_package(tiny_trio_package, out_dir, seed: int = 0) -> Path:\n",
+           "export_onnx/surrogate/fixtures.py", "def tiny_accompany_package(tiny_trio_package, out_dir, seed: int = 0) -> Path:\n",
            "def tiny_accompany_package(tiny_trio_package, out_dir, seed: int = 0) -> Path:\n"
            "    raise RuntimeError('mutant: the accompany package build fails')\n"),
     Mutant("pianoroll_draws_no_notes", "piano-roll pictures without their notes",
@@ -187,7 +188,56 @@ MUTANTS = [
     Mutant("op_directions", "directions lists them in the wrong order", [pytest(LIVE, "-k", "needs_transport")],
            LOPS, "enumerate(direction_table(model.info))", "enumerate(direction_table(model.info)[::-1])", group="ops"),
     Mutant("op_knob", "a knob turned up moves down", [pytest(LIVE, "-k", "knob_over_osc")],
-           LOPS, '[d["name"]] = value', '[d["name"]] = -value', group="ops"),
+           LOPS, "live.knobs.setdefault(model.name, {})[name] = value",
+           "live.knobs.setdefault(model.name, {})[name] = -value", group="ops"),
+
+    # ---- palettes (issue 23)
+    Mutant("palette_sample_ignored", "sample with a palette draws from N(0, I) all the same",
+           [pytest(PALETTE_OPS, "-k", "sample_draws_from_the_palette")],
+           DOPS, "z = palette_draw(palette, n, palette_spread(request), rng)", "z = model.sample_z(n, rng)",
+           group="palettes"),
+    Mutant("palette_state_not_read_back", "palettes saved in --state-dir are not read back at start",
+           [pytest(PALETTE_OPS, "-k", "survive_a_restart or store_bounds")],
+           "bridge/daemon/palettes.py", "            self._load()\n", "            pass\n", group="palettes"),
+    Mutant("palette_learn_ignores_meter", "learn accepts clips in 3/4",
+           [pytest(PALETTE_OPS, "-k", "learn_bad_input")],
+           "bridge/daemon/palette_ops.py", "if tuple(ts) != (4, 4):", "if tuple(ts) == (0, 0):", group="palettes"),
+    Mutant("palette_knob_model_direction", "a palette's knob moves the model's direction of that index",
+           [pytest("tests/bridge/live/test_palette_live.py", "-k", "knob")],
+           LOPS, "    if palette is None:\n        index, d = resolve(", "    if True:\n        index, d = resolve(",
+           group="palettes"),
+    Mutant("device_mine_ignored", "the device's Mine toggle does not reach Generate",
+           [node("max_for_live/LatentBridge/tests/device.test.js")],
+           "max_for_live/LatentBridge/code/lb_app.js", "if (mine && payload) { payload.palette = mine.name; }",
+           "if (false) { payload.palette = mine.name; }", group="palettes"),
+
+    # ---- issue 25: control surfaces (bridge/surface)
+    Mutant("surface_knob_unscaled", "a surface knob's 0..1 reaches the knob op unscaled (centre is not 0)",
+           [pytest("tests/bridge/surface/test_osc_surface.py", "-k", "knob")],
+           "bridge/surface/actions.py", '"value": 2.0 * value - 1.0,', '"value": value,', group="issue 25"),
+    Mutant("surface_feedback_unbounded", "surface feedback resends every value every round, without a cap",
+           [pytest("tests/bridge/surface/test_surface_units.py", "-k", "feedback")],
+           "bridge/surface/osc.py", "                if self.sent.get(address) != args:\n",
+           "                if True:\n", group="issue 25"),
+    Mutant("surface_plays_first_note", "a pattern made from the page reaches MIDI out with its first note only",
+           [pytest("tests/bridge/surface/test_web_jack.py")],
+           "bridge/surface/actions.py", "hub.pattern(session, notes, bar, bars * BEATS_PER_BAR)",
+           "hub.pattern(session, notes[:1], bar, bars * BEATS_PER_BAR)", group="issue 25"),
+
+    Mutant("pair_sampler_ignored", "a package's low-KL sampler is loaded but `sample` decodes with the package",
+           [pytest("tests/export_onnx/test_pair.py")],
+           "bridge/runtime/engine.py", "        if self.sampler is not None:\n            return self.sampler.sample(",
+           "        if False:\n            return self.sampler.sample(", group="issue 17"),
+
+    # ---- issue 22: no new Max symbol per message (typed requests, numeric /bridge/seq)
+    Mutant("typed_args_shifted", "a typed request's arguments are read one slot off (the beat taken as the tempo)",
+           [pytest("tests/bridge/daemon/test_typed.py", "-k", "typed_transport"),
+            pytest("tests/bridge/live/test_live_typed.py", "-k", "knob_answers_typed")],
+           "bridge/daemon/typed.py", "enumerate(zip(self.slots, args))", "enumerate(zip(self.slots, args[1:] + args[:1]))",
+           group="issue 22"),
+    Mutant("device_numeric_seq_misread", "the device reads a numeric /bridge/seq one argument off",
+           [node("max_for_live/LatentBridge/tests/symbols.test.js")],
+           "max_for_live/LatentBridge/code/lb_client.js", "    var pos = 8;\n", "    var pos = 9;\n", group="issue 22"),
 
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],

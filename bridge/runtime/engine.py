@@ -40,7 +40,7 @@ from ..core.errors import Cancelled, ModelError
 from ..core.notes import Note
 from .accompany import Accompanist
 from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_step,
-                      read_manifest, verify_files)
+                      read_manifest, sampler_entry, verify_files)
 from .sessions import open_session, ort, pick_providers
 
 MAX_CACHED_BATCH_SIZES = 8
@@ -210,7 +210,8 @@ class Model:
     Attributes: `info` (model.json), `name`, `kind` (melody | drums | trio), `hierarchical`, `bars`,
     `steps_per_bar`, `num_steps`, `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
     ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
-    `precision_reason`, `sessions` (role -> onnxruntime session), `attributes` (direction names).
+    `precision_reason`, `sessions` (role -> onnxruntime session), `attributes` (direction names),
+    `sampler` (the package's low-KL companion that `sample` decodes with, or None).
     Calls are serialised by a lock: one Model may be shared between threads. See docs/architecture.md.
     """
 
@@ -296,6 +297,11 @@ class Model:
         self._loops: OrderedDict[int, _Loop] = OrderedDict()
         self._lock = threading.RLock()
         self._accompanist: Accompanist | None = None
+        # a low-KL companion that `sample` decodes with (bridge.runtime.package.sampler_entry)
+        entry = sampler_entry(self.path, info)
+        self.sampler: Model | None = None if entry is None else Model(
+            self.path / entry["dir"], provider=provider, threads=threads, io_binding=io_binding, verify=verify,
+            precision=precision)
 
     # -- checks -------------------------------------------------------------------------------
     def _check_graphs(self):
@@ -569,16 +575,24 @@ class Model:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         return rng.standard_normal((n, self.z_size), dtype=np.float32)
 
-    def sample(self, n: int = 1, temperature: float = 0.5, seed=0) -> list[list[Note]]:
-        """n sequences from z ~ N(0, I), decoded at `temperature`; the same seed gives the same notes.
+    @property
+    def prior_model(self) -> "Model":
+        """The model prior samples come from: the package's sampler when it has one, else itself."""
+        return self if self.sampler is None else self.sampler
+
+    def sample(self, n: int = 1, temperature: float = 0.5, seed=0, mask=None) -> list[list[Note]]:
+        """n sequences from z ~ N(0, I), decoded at `temperature` (by `prior_model`: the package's
+        sampler when it has one); the same seed gives the same notes. `mask`: as `decode_tokens`.
 
         Raises:
             ValueError: n < 1.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if self.sampler is not None:
+            return self.sampler.sample(n, temperature, seed, mask)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return self.decode(self.sample_z(n, rng), temperature, rng)
+        return self.decode(self.sample_z(n, rng), temperature, rng, mask=mask)
 
     def _to_z(self, x) -> np.ndarray:
         """A latent vector, or notes to encode -> (z,)."""

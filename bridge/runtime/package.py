@@ -10,11 +10,14 @@ A package is a directory holding `model.json` (the manifest) and the ONNX graphs
         conductor.onnx        (hierarchical) z -> embeddings
         surrogate_encoder.onnx  (optional, trio) OPTIONAL_GRAPH_IO: inputs -> mu, sigma
         decoder_step.int8.onnx  (optional) the step with int8 weights, same inputs/outputs (`int8` section)
+        sampler/              (optional) a whole package of the same kind that `sample` draws from
+                              (`sampler` section; see `sampler_entry`): a low-KL / high-KL pair
 
 `files` maps every file of the package but model.json to its sha256. Reading side: `find_model`,
 `read_manifest` (`parse_manifest` without the checks), `verify_files`, `list_models`. Writing side: `sha256_file`, `record_files`,
 `write_manifest` (atomic), `update_manifest`. The optional int8 decoder step: `int8_step`,
-`int8_agreement` (INT8_FILE, INT8_MIN_AGREEMENT). See docs/architecture.md, "Model package".
+`int8_agreement` (INT8_FILE, INT8_MIN_AGREEMENT). The optional prior sampler: `sampler_entry`,
+`SAMPLER_FIELDS`. See docs/architecture.md, "Model package".
 
 No onnxruntime, no torch: json, hashlib and the codecs only.
 """
@@ -338,6 +341,48 @@ def int8_step(info: dict) -> tuple[dict | None, str]:
         return None, (f"{fname} was quantised from another {step} (the package was re-exported): "
                       "run python -m export_onnx add-int8 again")
     return entry, ""
+
+
+SAMPLER_KEY = "sampler"
+SAMPLER_DIR = "sampler"
+# what must match between a package and its sampler: the sampler's notes replace the package's own
+SAMPLER_FIELDS = ("kind", "bars", "steps_per_bar", "num_steps", "tracks")
+
+
+def sampler_entry(package_dir, info: dict) -> dict | None:
+    """The manifest's `sampler` section, checked, or None when the package has no sampler.
+
+    A package may carry a second, whole package in a subdirectory that `sample` (prior samples)
+    decodes with, while every op that encodes (reconstruct, interpolate, morph, knobs, variations,
+    palettes) uses the package itself: MusicVAE's reconstruction and prior sampling pull against each
+    other, so a high-KL model (faithful reconstructions) ships with a low-KL one (prior samples that
+    sound like the data), as Magenta's lokl/hikl checkpoints do. The section, written by
+    `python -m export_onnx add-sampler`: dir (SAMPLER_DIR), name, sha256 (of the sampler's
+    model.json; its own `files` seal its graphs), why (free text for the card).
+
+    Raises:
+        ModelError: a malformed section, a dir that is not a plain subdirectory name, a missing or
+            changed sampler manifest, or a sampler whose SAMPLER_FIELDS differ from the package's.
+    """
+    entry = info.get(SAMPLER_KEY)
+    if entry is None:
+        return None
+    path = Path(package_dir)
+    if not isinstance(entry, dict) or not isinstance(entry.get("dir"), str):
+        raise ModelError(f"{path}/model.json: 'sampler' must be an object with a 'dir'")
+    d = entry["dir"]
+    if Path(d).name != d or d in ("", ".", ".."):
+        raise ModelError(f"{path}/model.json: sampler dir {d!r} must be a subdirectory name")
+    manifest = path / d / MANIFEST
+    if not manifest.is_file():
+        raise ModelError(f"{path}: the sampler package {d}/ is missing")
+    if sha256_file(manifest) != entry.get("sha256"):
+        raise ModelError(f"{manifest}: sha256 mismatch with the package's sampler section")
+    sub = parse_manifest(path / d)
+    diff = [k for k in SAMPLER_FIELDS if sub.get(k) != info.get(k)]
+    if diff:
+        raise ModelError(f"{path}: the sampler differs from the package in {', '.join(diff)}")
+    return entry
 
 
 def list_models(models_dir=None) -> list[dict]:

@@ -5,12 +5,18 @@ they all get the same threading and logging settings. onnxruntime is imported on
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
 from ..core.errors import ModelError
 
 PROVIDERS = ("auto", "cpu", "cuda")
+GPU_HINT = ("for CUDA install the gpu extra on a machine with an NVIDIA GPU: pip install -e '.[gpu]' "
+            "(onnxruntime-gpu; docs/performance.md, GPU)")
+
+log = logging.getLogger("bridge.sessions")
+_said_cpu = False
 
 
 def ort():
@@ -42,7 +48,18 @@ def pick_providers(provider: str) -> list[str]:
     if provider == "cuda":
         warnings.warn("CUDA was asked for but onnxruntime has no CUDAExecutionProvider here "
                       f"(available: {', '.join(available)}); running on the CPU", RuntimeWarning, stacklevel=3)
+    else:
+        _say_cpu(available)
     return ["CPUExecutionProvider"]
+
+
+def _say_cpu(available) -> None:
+    """Log once per process that "auto" fell back to the CPU, and how to get CUDA."""
+    global _said_cpu
+    if not _said_cpu:
+        _said_cpu = True
+        log.info("no CUDAExecutionProvider in this onnxruntime (available: %s): models run on the CPU; %s",
+                 ", ".join(available), GPU_HINT)
 
 
 def session_options(threads: int):

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from magenta_js_fixtures import (Arch, converter_depths, magenta_js_available, make_checkpoint,  # noqa: E402
-                                 random_tokens, random_weights, run_magenta_js)
+from export_onnx.magenta_reference import (Arch, converter_depths, magenta_js_available,  # noqa: E402
+                                           make_checkpoint, note_sequence_like, random_tokens, random_weights,
+                                           run_magenta_js)
 
 import bridge  # noqa: E402
 from bridge.core.codecs import DRUM_PITCH_TO_CLASS  # noqa: E402
@@ -89,12 +89,6 @@ def _notes_for(converter: dict) -> list[list[Note]]:
     return [lead + bass + hits, lead[:3] + hits[:5]]
 
 
-def _note_sequence_like(notes: list[Note]) -> dict:
-    programs = {0: 0, 1: 33, 2: 0}
-    return {"notes": [{"pitch": n.pitch, "start": round(n.start * 4), "end": round(n.end * 4), "isDrum": n.is_drum,
-                       "program": programs.get(n.track, 0), "instrument": n.track} for n in notes]}
-
-
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     """Every case: checkpoint, magenta.js results, our imported package loaded by the runtime."""
@@ -112,7 +106,7 @@ def cases(tmp_path_factory):
         notes = _notes_for(conv)
         # magenta.js encodes the tokens, then decodes its own z of them and random z
         job = {"checkpoint": str(ckpt), "encode_tokens": tokens.tolist(), "decode_encoded": True,
-               "decode_z": z_rand.tolist(), "convert": [_note_sequence_like(n) for n in notes]}
+               "decode_z": z_rand.tolist(), "convert": [note_sequence_like(n) for n in notes]}
         js = run_magenta_js(job, root / name / "js")
         z_js = np.asarray(js["z"], dtype=np.float32)
         z_all = np.concatenate([z_js, z_rand])
@@ -196,8 +190,8 @@ def test_timing_vs_magenta_js(cases, tmp_path):
         z = np.random.default_rng(0).standard_normal((1, m.z_size)).astype(np.float32)
         js = run_magenta_js({"checkpoint": str(ckpt), "encode_tokens": tokens.tolist(), "decode_encoded": True,
                              "decode_z": z.tolist(),
-                             "timing": {"reps": js_reps, "z": z.tolist(), "a": _note_sequence_like(a),
-                                        "b": _note_sequence_like(b), "interp_steps": 8}},
+                             "timing": {"reps": js_reps, "z": z.tolist(), "a": note_sequence_like(a),
+                                        "b": note_sequence_like(b), "interp_steps": 8}},
                             tmp_path / f"js_{label}")
         zab = m.encode_tokens(tokens)
         assert np.abs(zab - np.asarray(js["z"])).max() < Z_TOL
@@ -251,7 +245,7 @@ def test_magenta_js_drum_roll_writes_no_hit_one_step_early(cases, tmp_path):
             for s in range(0, steps, 2) if not 20 <= s < 24]
     # ... and one with a hit on every step
     full = [Note(hat, s / 4, (s + 1) / 4, is_drum=True) for s in range(steps)] + [Note(kick, 0.0, 0.25, is_drum=True)]
-    likes = [_note_sequence_like(gaps), _note_sequence_like(full)]
+    likes = [note_sequence_like(gaps), note_sequence_like(full)]
     js = run_magenta_js({"checkpoint": str(c["ckpt"]), "to_tensor": likes, "encode_sequences": likes},
                         tmp_path / "js")
     for loop, js_roll, z_js in zip((gaps, full), js["to_tensor"], js["encoded_sequences"]):

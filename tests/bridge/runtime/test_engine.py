@@ -170,6 +170,19 @@ def test_cuda_request_falls_back_with_a_warning(tiny_models_dir):
         load_model(tiny_models_dir / "mel_2bar", provider="tpu")
 
 
+def test_auto_on_a_cpu_only_onnxruntime_says_so_once_with_the_gpu_hint(tiny_models_dir, monkeypatch, caplog):
+    import onnxruntime as ort
+    from bridge.runtime import sessions
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here: auto picks it")
+    monkeypatch.setattr(sessions, "_said_cpu", False)
+    with caplog.at_level("INFO", logger="bridge.sessions"):
+        load_model(tiny_models_dir / "mel_2bar", provider="auto")
+        load_model(tiny_models_dir / "drums_2bar", provider="auto")
+    said = [r.getMessage() for r in caplog.records if r.name == "bridge.sessions"]
+    assert len(said) == 1 and "run on the CPU" in said[0] and "pip install -e '.[gpu]'" in said[0]
+
+
 def _rehash(pkg, fname):
     info = json.loads((pkg / "model.json").read_text())
     info["files"][fname] = package.sha256_file(pkg / fname)
