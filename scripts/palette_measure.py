@@ -39,7 +39,8 @@ def measure_song(model, tokens: np.ndarray, n_samples: int, seed: int) -> dict:
     learn_s = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     pal_tok = model.decode_tokens(palette.sample(n_samples, 1.0, rng), 0.5, rng)
-    prior_tok = model.decode_tokens(model.sample_z(n_samples, rng), 0.5, rng)
+    prior = model.prior_model            # what `sample` plays: the package's sampler when it ships a pair
+    prior_tok = prior.decode_tokens(prior.sample_z(n_samples, rng), 0.5, rng)
     clip_z = model.encode_tokens(half)
     centroid = clip_z.mean(0)
     kind = "drums" if model.kind == "drums" else "melody"

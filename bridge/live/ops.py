@@ -442,7 +442,7 @@ def _on_hardware_knob(server, binding, value: float) -> None:
         target = HUB.hardware
         if binding.model not in target.latent:
             seed = HUB.midi.knobs.seed if HUB.midi is not None and HUB.midi.knobs is not None else 0
-            target.latent[binding.model] = np.asarray(model.sample_z(1, seed)[0], dtype=np.float32)
+            target.latent[binding.model] = np.asarray(model.prior_latents(1, seed)[0], dtype=np.float32)
     try:
         move_knob(target, model, binding.direction, value, 0)
     except BridgeError as e:

@@ -575,6 +575,14 @@ class Model:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         return rng.standard_normal((n, self.z_size), dtype=np.float32)
 
+    def prior_latents(self, n: int, seed=None, temperature: float = 0.5) -> np.ndarray:
+        """n latent vectors to start from where no clip gives one (a knob turned first, the pad's
+        free corners): draws of N(0, I); for a pair, the sampler's samples encoded by this model
+        (this package's own prior draws sound poor: that is why it ships a sampler). (n, z) float32."""
+        if self.sampler is None:
+            return self.sample_z(n, seed)
+        return self.encode(self.sampler.sample(n, temperature, seed))
+
     @property
     def prior_model(self) -> "Model":
         """The model prior samples come from: the package's sampler when it has one, else itself."""

@@ -220,7 +220,7 @@ class Actions:
 
         def work():
             if model.name not in session.latent:          # nothing to move yet: start from a sample
-                z = model.sample_z(1, 0)[0]
+                z = model.prior_latents(1, 0)[0]
                 self.call(session, "decode", {"model": model.name, "z": [float(v) for v in z]})
             self._knob_op(session, model, index, value, temperature)
         self._latest_only(session, f"knob/{index}", model.name, "knob").submit(work)
@@ -285,7 +285,7 @@ class Actions:
         temperature = session.surface.get("temperature")
 
         def work():
-            prior = model.sample_z(4, sum(map(ord, session.label)))      # fixed per surface: a stable pad
+            prior = model.prior_latents(4, sum(map(ord, session.label)))   # fixed per surface: a stable pad
             corners = [np.asarray(prior[i] if z is None else z, dtype=np.float32)
                        for i, z in enumerate(session.surface.endpoint(slot, model.name) for slot in "abcd")]
             z = latent.palette(np.stack(corners), PAD_GRID)[row * PAD_GRID + col]

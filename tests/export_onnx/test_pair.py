@@ -86,3 +86,11 @@ def test_a_sampler_of_another_kind_or_too_big_is_refused(pair, tiny_models_dir, 
         add_sampler(pkg, root / "lokl", max_mb=0.001)
     assert (pkg / "model.json").read_text() == before and not (pkg / "sampler").exists()
     assert sorted(p.name for p in pkg.iterdir() if p.name.startswith(".")) == []   # no temporary left
+
+
+def test_prior_latents_of_a_pair_are_the_samplers_samples_encoded(pair, tiny_models_dir):
+    root, _ = pair
+    model = load_model(root / "models" / "mel_2bar")
+    plain = load_model(tiny_models_dir / "mel_2bar")
+    np.testing.assert_array_equal(model.prior_latents(3, 4), model.encode(model.sampler.sample(3, 0.5, 4)))
+    np.testing.assert_array_equal(plain.prior_latents(3, 4), plain.sample_z(3, 4))     # no pair: N(0, I)

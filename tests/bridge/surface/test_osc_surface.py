@@ -62,8 +62,9 @@ def test_labels_and_knobs_follow_the_model_and_a_knob_plays_the_moved_latent(dae
     oscsend(daemon.port, "/lb/knob/1", "f", 0.9)          # a float
     oscsend(daemon.port, "/lb/knob/2", "i", 1)            # an int is a number too
     dump.wait_for(lambda a, t, args: a == "/lb/knob/2" and t == "f" and args == [1.0], since=mark)
-    # the knobs move the latent the surface started from (the prior's seed-0 draw) along directions 0, 1
-    z = mel.sample_z(1, 0)[0].astype(np.float64)
+    # the knobs move the latent the surface started from (the prior's seed-0 draw, through the
+    # package's sampler when it ships a pair) along directions 0, 1
+    z = mel.prior_latents(1, 0)[0].astype(np.float64)
     for index, value in ((0, 2 * float(np.float32(0.9)) - 1), (1, 1.0)):
         z += KNOB_RANGE * value * direction_vector(mel.info, index, mel.z_size).astype(np.float64)
     want = note_rows(mel.decode(z.astype(np.float32)[None], temperature=0.0, seed=0)[0])
