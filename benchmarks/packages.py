@@ -145,7 +145,7 @@ def stage(packages: list[Package], dest) -> Path:
         d = dest / p.name
         d.mkdir()
         for f in p.path.iterdir():
-            if f.name != "model.json" and f.is_file():
+            if f.name != "model.json" and (f.is_file() or f.is_dir()):    # a pair's sampler/ too
                 os.symlink(f.resolve(), d / f.name)
         info = dict(p.info, name=p.name)
         if not info.get("directions") and not info.get("attributes"):

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-torch", action="store_true", help="skip the torch eager comparison")
     p.add_argument("--no-peers", action="store_true",
                    help="skip the peers on identical weights (torch eager, @magenta/music: benchmarks/peers.py)")
+    p.add_argument("--peer-models", default=None, metavar="NAMES",
+                   help="comma-separated packages to run the peers on (default: all measured; magenta.js needs "
+                        "minutes per call on a 16-bar model)")
     p.add_argument("--out", default=None, metavar="MD", help="markdown file to (re)write the tables in, "
                                                               "e.g. docs/performance.md")
     p.add_argument("--json", default=None, metavar="FILE", help="JSON report, e.g. benchmarks/report.json")
@@ -93,7 +96,10 @@ def main(argv=None) -> int:
             rep["runs"].append(run)
         why_not = "--no-peers" if args.no_peers else ("--quick" if quick else peers.peers_available())
         rep["peers"] = {"skipped": why_not} if why_not else {}
+        peer_only = {n for n in (args.peer_models or "").split(",") if n} or None
         for p in pkgs if not why_not else ():
+            if peer_only and p.name not in peer_only:
+                continue
             try:
                 rep["peers"][p.name] = peers.bench_peers(p.info, f"{tmp}/peers/{p.name}", repeats=iterations // 4 or 3,
                                                          budget_s=budget, log=log)

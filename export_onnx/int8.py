@@ -262,7 +262,8 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
         package_dir: the package (its decoder_step.onnx is the reference; both use its encoder).
         step_file: the candidate decoder step graph.
         tokens: (N, steps, tracks) held-out windows: reconstructed from the float encoder's posterior mean.
-        n_prior: prior samples z ~ N(0, I) (numpy default_rng(prior_seed)), decoded at T = 0.
+        n_prior: prior latents (Model.prior_latents: z ~ N(0, I) from numpy default_rng(prior_seed); for
+            a pair the sampler's samples encoded), decoded at T = 0.
         chunk: sequences per decode call.
 
     Returns:
@@ -281,7 +282,9 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
         mu = np.concatenate([ref.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
         runs.append(("recon", mu))
     if n_prior:
-        runs.append(("prior", ref.sample_z(n_prior, prior_seed)))
+        # what the package decodes from the prior: z ~ N(0, I), or for a pair the sampler's samples
+        # encoded (the package itself never decodes raw prior draws then: `sample` is the sampler's)
+        runs.append(("prior", ref.prior_latents(n_prior, prior_seed)))
     for label, z in runs:
         a = _agreements(_decode(ref, z, chunk), _decode(q, z, chunk), names)
         out[f"agreement_{label}"] = a["agreement"]
@@ -336,7 +339,8 @@ def int8_section(entry: dict) -> str:
              f"{entry.get('sources', '?')}, seed {entry.get('window_seed', 0)}) | {entry['n_windows']:,} | "
              f"{entry['agreement_recon']:.4f}{_se(entry.get('se_recon'))} | "
              f"{entry.get('identical_recon', float('nan')):.3f} |",
-             f"| prior samples z ~ N(0, I), T = 0 (seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
+             f"| {'the sampler' + chr(39) + 's prior samples, encoded' if entry.get('pair') else 'prior samples z ~ N(0, I)'}"
+             f", T = 0 (seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
              f"{entry['agreement_prior']:.4f}{_se(entry.get('se_prior'))} | "
              f"{entry.get('identical_prior', float('nan')):.3f} |", ""]
     if tracks:
@@ -417,6 +421,7 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
                  "matmuls_float": len(q["kept_float"]),
                  "gemms_rewritten": q["gemms_rewritten"], "bytes": q["bytes"], "package_mb": round(size, 3),
                  "min_agreement": float(min_agreement), "usable": False, "reason": "",
+                 "pair": bool(info.get(P.SAMPLER_KEY)),
                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if low < min_agreement:
             entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"

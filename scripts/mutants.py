@@ -239,6 +239,10 @@ MUTANTS = [
            [node("max_for_live/LatentBridge/tests/symbols.test.js")],
            "max_for_live/LatentBridge/code/lb_client.js", "    var pos = 8;\n", "    var pos = 9;\n", group="issue 22"),
 
+    Mutant("bench_stage_drops_sampler", "the benchmark stages a pair without its sampler (the daemon cannot load it)",
+           [pytest("tests/benchmarks/test_benchmarks_runner.py", "-k", "staging")],
+           "benchmarks/packages.py", "(f.is_file() or f.is_dir())", "f.is_file()", group="issue 17"),
+
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],
            "bridge/core/codecs.py", "if k < 0 or pitch >= spans[k][2]:", "if k < 0 or pitch < spans[k][2]:",

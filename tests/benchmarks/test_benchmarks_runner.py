@@ -63,3 +63,19 @@ def test_markdown_section_is_replaced_in_place(tmp_path):
     assert text.startswith("# P\n\nbefore\n\n" + report.BEGIN) and text.rstrip().endswith("after")
     assert "old tables" not in text and text.count(report.BEGIN) == 1
     assert "quiet" in text
+
+
+def test_staging_keeps_a_pairs_sampler(tiny_models_dir, tmp_path):
+    """The benchmark's daemon serves staged copies: a package that ships a sampler must still load."""
+    import shutil
+
+    from benchmarks import packages
+    from bridge.runtime.engine import load_model
+    from export_onnx.pair import add_sampler
+    pkg, src = tmp_path / "pair" / "mel_2bar", tmp_path / "lokl"
+    shutil.copytree(tiny_models_dir / "mel_2bar", pkg)
+    shutil.copytree(tiny_models_dir / "mel_2bar", src)
+    add_sampler(pkg, src)
+    staged = packages.stage(packages.collect([pkg.parent], include_shipped=False), tmp_path / "staged")
+    model = load_model(staged / "mel_2bar")
+    assert model.sampler is not None and model.sampler.name == "mel_2bar.sampler"
