@@ -8,8 +8,8 @@ serve: setup
 	.venv/bin/python -m bridge serve --state-dir state
 
 test: setup-dev
-	LATENT_BRIDGE_REQUIRE_MAGENTA_JS=1 .venv/bin/python -m pytest tests --ignore=$(JACK_TESTS)
-	@# The JACK test runs once, in its own process: python-rtmidi's JACK backend is native code, and a
+	LATENT_BRIDGE_REQUIRE_MAGENTA_JS=1 .venv/bin/python -m pytest tests $(addprefix --ignore=,$(JACK_TESTS))
+	@# The JACK tests run once, in their own process: python-rtmidi's JACK backend is native code, and a
 	@# crash there must not take the other tests with it. Never rerun: a crash is reported as a crash,
 	@# with jackd's log (a hang fails at its timeout with every thread's stack).
 	@mkdir -p build; LATENT_BRIDGE_JACK_LOG=$(JACK_LOG) .venv/bin/python -m pytest $(JACK_TESTS); rc=$$?; \
