@@ -157,3 +157,10 @@ def shipped_mel():
     """The shipped mel_2bar, loaded here (what the daemon under test serves)."""
     from bridge.runtime.engine import load_model
     return load_model(SHIPPED / "mel_2bar")
+
+
+@pytest.fixture(scope="session")
+def folk_clip_rows(folk_clips) -> list:
+    """`folk_clips` as the protocol's note rows (what a client sends in `learn`)."""
+    from bridge.daemon.registry import notes_to_rows
+    return [notes_to_rows(c) for c in folk_clips]

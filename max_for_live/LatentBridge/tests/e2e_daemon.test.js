@@ -12,9 +12,8 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
-const dgram = require("dgram");
 const { execFileSync } = require("child_process");
-const { startDaemon, connectDevice } = require("./helpers");
+const { startDaemon, connectDevice, freePort, until } = require("./helpers");
 const { createLiveSet } = require("./fake_live");
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -25,25 +24,6 @@ function modelsDir() {
   const out = execFileSync(PY, ["-c", "import sys; sys.path.insert(0, 'tests'); from conftest import build_cached_tiny_models as b; print(b(('mel_2bar',)))"],
     { cwd: ROOT, encoding: "utf8", timeout: 600000, stdio: ["ignore", "pipe", "pipe"] });
   return out.trim().split("\n").pop();
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket("udp4");
-    s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred, ms, tickFn, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (tickFn) tickFn();
-    if (pred()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 test("e2e: interpolate and morph against a real daemon, written into a fake Live set", { timeout: 900000 }, async (t) => {

@@ -64,4 +64,26 @@ function loadMaxEntry(liveSet) {
   return { entry, out };
 }
 
-module.exports = { CODE, code, clock, startDaemon, connectDevice, loadMaxEntry };
+// A free UDP port on loopback (for a daemon to bind).
+function freePort() {
+  const dgram = require("dgram");
+  return new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Call tickFn (the device's tick) every 20 ms until pred() holds; throws after `ms`.
+async function until(pred, ms, tickFn, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (tickFn) tickFn();
+    if (pred()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+module.exports = { CODE, code, clock, startDaemon, connectDevice, loadMaxEntry, freePort, sleep, until };

@@ -16,8 +16,7 @@ const test = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
-const dgram = require("dgram");
-const { code, clock, startDaemon, connectDevice } = require("./helpers");
+const { code, clock, startDaemon, connectDevice, freePort, sleep, until } = require("./helpers");
 const { createLiveSet } = require("./fake_live");
 const { udpsendEncode } = require("./max_wire");
 const osc = code("lb_osc");
@@ -187,25 +186,6 @@ test("device vs a scripted 1.1 daemon: the JSON forms still work (and make a str
 });
 
 // ---- 3. END-TO-END: the real daemon, the shipped mel_2bar ------------------------------------------
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket("udp4");
-    s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred, ms, tickFn, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (tickFn) tickFn();
-    if (pred()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // The symbols of a Max-like wire from the given positions in its sent / received logs on.
 function wireSymbols(wire, from = { sent: 0, received: 0 }) {

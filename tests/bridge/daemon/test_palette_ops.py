@@ -22,20 +22,6 @@ from bridge.runtime.palette import learn_palette
 MODELS = Path(bridge.__file__).parent / "models"
 
 
-def rows(seq):
-    return notes_to_rows(seq)
-
-
-@pytest.fixture(scope="module")
-def mel(shipped_mel):
-    return shipped_mel
-
-
-@pytest.fixture(scope="module")
-def clips(folk_clips):
-    return [rows(c) for c in folk_clips]
-
-
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("state")
@@ -55,62 +41,62 @@ def models_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def folk(srv, clips):
+def folk(srv, folk_clip_rows):
     """The palette 'folk' learned in the daemon, and the same palette as the daemon exports it."""
     client = srv.client(timeout=30.0)
     try:
-        r = client.request("learn", model="mel_2bar", name="folk", clips=clips)
+        r = client.request("learn", model="mel_2bar", name="folk", clips=folk_clip_rows)
         exported = client.request("palette_export", model="mel_2bar", name="folk").data["palette"]
     finally:
         client.close()
     return r.data, Palette.from_dict(exported)
 
 
-def test_learn_reply_and_the_same_fit_as_the_runtime(folk, mel, clips):
+def test_learn_reply_and_the_same_fit_as_the_runtime(folk, shipped_mel, folk_clip_rows):
     reply, palette = folk
     assert reply["palette"] == "folk" and reply["model"] == "mel_2bar" and reply["clips"] == 4
     assert reply["replaced"] is False
     assert reply["windows"] == palette.windows >= 3 and reply["directions"] == len(palette.directions) >= 2
     assert reply["fit_ms"] < 1000
     from bridge.core.notes import Note
-    here = learn_palette(mel, [[Note.from_row(r) for r in clip] for clip in clips], "folk")
+    here = learn_palette(shipped_mel, [[Note.from_row(r) for r in clip] for clip in folk_clip_rows], "folk")
     np.testing.assert_allclose(palette.mean, here.mean, atol=1e-5)
     assert palette.windows == here.windows
 
 
-def test_sample_draws_from_the_palette(c, folk, mel):
+def test_sample_draws_from_the_palette(c, folk, shipped_mel):
     _, palette = folk
     r = c.request("sample", model="mel_2bar", palette="folk", spread=0.8, n=3, temperature=0.5, seed=11)
     rng = np.random.default_rng(11)
-    want = mel.decode(palette.sample(3, 0.8, rng), 0.5, rng)
-    assert [s["notes"] for s in r.sequences] == [rows(w) for w in want]
+    want = shipped_mel.decode(palette.sample(3, 0.8, rng), 0.5, rng)
+    assert [s["notes"] for s in r.sequences] == [notes_to_rows(w) for w in want]
     prior = c.request("sample", model="mel_2bar", n=3, temperature=0.5, seed=11)
     assert [s["notes"] for s in prior.sequences] != [s["notes"] for s in r.sequences]   # not the prior
 
 
-def test_variations_move_the_way_the_palette_varies(c, folk, mel, clips):
+def test_variations_move_the_way_the_palette_varies(c, folk, shipped_mel, folk_clip_rows):
     _, palette = folk
-    r = c.request("variations", model="mel_2bar", notes=clips[0], palette="folk", n=3, spread=0.7, seed=5)
+    r = c.request("variations", model="mel_2bar", notes=folk_clip_rows[0], palette="folk", n=3, spread=0.7, seed=5)
     from bridge.core.notes import Note
-    z = mel.encode([[Note.from_row(x) for x in clips[0]]])[0]
+    z = shipped_mel.encode([[Note.from_row(x) for x in folk_clip_rows[0]]])[0]
     zs = (z + palette.sample(3, 0.7, np.random.default_rng(5)) - palette.mean).astype(np.float32)
-    want = mel.decode(zs, 0.0, 6)
-    assert [s["notes"] for s in r.sequences] == [rows(w) for w in want]
-    plain = c.request("variations", model="mel_2bar", notes=clips[0], n=3, spread=0.7, seed=5)
+    want = shipped_mel.decode(zs, 0.0, 6)
+    assert [s["notes"] for s in r.sequences] == [notes_to_rows(w) for w in want]
+    plain = c.request("variations", model="mel_2bar", notes=folk_clip_rows[0], n=3, spread=0.7, seed=5)
     assert [s["notes"] for s in plain.sequences] != [s["notes"] for s in r.sequences]
 
 
-def test_pad_corners_from_the_palette(c, folk, mel):
+def test_pad_corners_from_the_palette(c, folk, shipped_mel):
     _, palette = folk
     r = c.request("palette", model="mel_2bar", palette="folk", size=3, seed=2)
     from bridge.core import latent
     corners = palette.sample(4, 1.0, np.random.default_rng(2))
-    want = mel.decode(latent.palette(corners, (3, 3)), 0.0, 3)
-    assert [s["notes"] for s in r.sequences] == [rows(w) for w in want]
+    want = shipped_mel.decode(latent.palette(corners, (3, 3)), 0.0, 3)
+    assert [s["notes"] for s in r.sequences] == [notes_to_rows(w) for w in want]
     assert len({str(w) for w in want}) >= 3
 
 
-def test_export_import_forget(c, folk, mel):
+def test_export_import_forget(c, folk, shipped_mel):
     _, palette = folk
     r = c.request("palette_import", palette=palette.to_dict(), name="folk2")
     assert r.data["palette"] == "folk2" and r.data["replaced"] is False
@@ -138,11 +124,11 @@ def test_export_import_forget(c, folk, mel):
     ({"clips": [[], [], []]}, "no notes"),
     ({"clips": [[[60, 0, 1, 100, 3]]] * 3}, "track 3 out of range"),
 ])
-def test_learn_bad_input_is_bad_request_and_nothing_stored(c, folk, clips, fields, words):
+def test_learn_bad_input_is_bad_request_and_nothing_stored(c, folk, folk_clip_rows, fields, words):
     before = c.request("palettes").data["palettes"]
-    req = {"model": "mel_2bar", "name": "bad", "clips": clips}
+    req = {"model": "mel_2bar", "name": "bad", "clips": folk_clip_rows}
     if "n_clips" in fields:
-        req["clips"] = clips[:fields.pop("n_clips")]
+        req["clips"] = folk_clip_rows[:fields.pop("n_clips")]
     req.update(fields)
     r = c.request("learn", req, check=False)
     assert r.error is not None and r.error[0] == "bad_request", r
@@ -177,11 +163,11 @@ def test_a_palette_of_another_model_is_refused(c, folk):
     assert r.error[0] == "bad_request" and "z 7" in r.error[1]
 
 
-def test_palettes_survive_a_restart(models_dir, clips, tmp_path):
+def test_palettes_survive_a_restart(models_dir, folk_clip_rows, tmp_path):
     state = tmp_path / "state"
     with spawn_server([models_dir], "--state-dir", str(state)) as server:
         client = server.client(timeout=30.0)
-        client.request("learn", model="mel_2bar", name="kept", clips=clips)
+        client.request("learn", model="mel_2bar", name="kept", clips=folk_clip_rows)
         before = client.request("sample", model="mel_2bar", palette="kept", n=2, seed=1)
         client.close()
     (state / "palettes" / "mel_2bar__broken.palette.json").write_text("{not json")
