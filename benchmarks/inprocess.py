@@ -8,7 +8,9 @@ import time
 from .daemon import BATCHES, summarize
 
 
-def _times(fn, repeats: int, warmup: int, budget_s: float, min_n: int = 3) -> list[float]:
+def timed_calls(fn, repeats: int, warmup: int, budget_s: float, min_n: int = 3) -> list[float]:
+    """Seconds of up to `repeats` calls of fn() after `warmup` untimed ones; stops once `budget_s` has
+    passed and `min_n` are in."""
     for _ in range(warmup):
         fn()
     out, end = [], time.monotonic() + budget_s
@@ -26,9 +28,9 @@ def bench_ort(path, provider: str, repeats: int, warmup: int, budget_s: float, b
     ops = standard_ops(model, steps=8)
     out = {"provider": model.provider, "ops": {}, "batch": {}}
     for name, fn in ops.items():
-        out["ops"][name] = summarize(_times(fn, repeats, warmup, budget_s))
+        out["ops"][name] = summarize(timed_calls(fn, repeats, warmup, budget_s))
     for n in batches:
-        out["batch"][str(n)] = summarize(_times(lambda: model.sample(n, temperature=0.5, seed=2),
+        out["batch"][str(n)] = summarize(timed_calls(lambda: model.sample(n, temperature=0.5, seed=2),
                                                 max(3, repeats // 2), 1, budget_s / 2))
     return out
 
@@ -59,7 +61,7 @@ def bench_torch(info: dict, repeats: int, warmup: int, budget_s: float, batches=
         with torch.no_grad():
             for n in batches:
                 fn = (lambda n=n: model.sample(torch.randn(n, model.z_size, generator=gen), 0.5, gen))
-                out["batch"][str(n)] = summarize(_times(fn, max(2, reps // 2), 1, budget_s / 2, min_n=2))
+                out["batch"][str(n)] = summarize(timed_calls(fn, max(2, reps // 2), 1, budget_s / 2, min_n=2))
     finally:
         torch.set_num_threads(old)
     out["seconds"] = round(time.perf_counter() - t0, 1)

@@ -18,12 +18,12 @@ tfjs's wasm backend is not measured: @tensorflow/tfjs-backend-wasm is not instal
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from .daemon import summarize
+from .inprocess import timed_calls
 
 STEPS = 8
 JS_REPS = 3
@@ -62,16 +62,6 @@ def arch_for(info: dict):
                 cond_layers=s.get("cond_layers") or 2)
 
 
-def _times(fn, repeats: int, budget_s: float) -> list[float]:
-    fn()                                            # warm-up
-    out, end = [], time.monotonic() + budget_s
-    while len(out) < repeats and (len(out) < 3 or time.monotonic() < end):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, js_reps: int = JS_REPS,
                 seed: int = 11, log=print) -> dict:
     """Time decode and interpolate8 on identical weights in the three implementations.
@@ -105,8 +95,8 @@ def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, 
     a, b = ours.tokens_to_notes(tokens)
     log(f"  peers {info['name']}: latent-bridge")
     res = {"latent_bridge": {
-        "decode": summarize(_times(lambda: ours.decode(z), repeats, budget_s)),
-        f"interpolate{STEPS}": summarize(_times(lambda: ours.interpolate(a, b, steps=STEPS), repeats, budget_s))}}
+        "decode": summarize(timed_calls(lambda: ours.decode(z), repeats, 1, budget_s)),
+        f"interpolate{STEPS}": summarize(timed_calls(lambda: ours.interpolate(a, b, steps=STEPS), repeats, 1, budget_s))}}
     log(f"  peers {info['name']}: torch eager")
     model, _, _ = load_magenta_checkpoint(ckpt)
     probe = bench_model_ops(model, repeats=1, warmup=0, steps=STEPS)

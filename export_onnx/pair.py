@@ -10,7 +10,8 @@ Magenta ships both (its `lokl` / `hikl` checkpoints). Here a package (the high-K
 that encodes uses it) carries the low-KL package whole in `sampler/`, and `sample` — the only op that
 starts from N(0, I) — decodes with it (bridge.runtime.package.sampler_entry, Model.prior_model).
 
-The source package is copied as it is (its graphs, int8 step and card, sealed by its own manifest,
+The source package is copied as it is (its graphs, int8 step, card and audit.json — audit the source
+first — sealed by its own manifest,
 renamed `<name>.sampler`); the package's model.json gets the `sampler` section with the sha256 of
 the copied manifest, and its card a "## Prior sampler (a pair)" section. Re-runnable: a package that
 has a sampler gets it replaced. Refused (nothing changed): a source of another kind or shape, or a
@@ -56,7 +57,7 @@ def add_sampler(package_dir, source_dir, why: str = "", max_mb: float = MAX_MB) 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for name in [*sub["files"], "MODEL_CARD.md"]:
+        for name in [*sub["files"], "MODEL_CARD.md", "audit.json"]:     # its card and audit travel with it
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
         sub["name"] = f"{info['name']}.sampler"

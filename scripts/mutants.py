@@ -194,7 +194,7 @@ MUTANTS = [
     # ---- palettes (issue 23)
     Mutant("palette_sample_ignored", "sample with a palette draws from N(0, I) all the same",
            [pytest(PALETTE_OPS, "-k", "sample_draws_from_the_palette")],
-           DOPS, "z = palette_draw(palette, n, palette_spread(request), rng)", "z = model.sample_z(n, rng)",
+           DOPS, "z = palette.sample(n, palette_spread(request), rng)", "z = model.sample_z(n, rng)",
            group="palettes"),
     Mutant("palette_state_not_read_back", "palettes saved in --state-dir are not read back at start",
            [pytest(PALETTE_OPS, "-k", "survive_a_restart or store_bounds")],

@@ -16,7 +16,7 @@ from ..core.errors import BadRequest, TooLarge
 from ..core.version import __version__
 from ..runtime.accompany import melody_bars, melody_of
 from . import palette_ops
-from .palette_ops import palette_draw, palette_spread, requested_palette
+from .palette_ops import palette_spread, requested_palette
 from .protocol import PROTOCOL_VERSION
 from .registry import OpRegistry, Sequences, encode_notes, is_int, op, z_to_list
 from .scales import request_mask
@@ -119,7 +119,7 @@ def op_sample(session, request):
     if palette is None:                     # the package's sampler when it ships one (a low-KL pair)
         return Sequences(model, model.sample(n, temperature=temperature, seed=seed, mask=mask))
     rng = np.random.default_rng(seed)
-    z = palette_draw(palette, n, palette_spread(request), rng)
+    z = palette.sample(n, palette_spread(request), rng)
     return Sequences(model, model.decode(z, temperature, rng, mask=mask))
 
 
@@ -225,7 +225,7 @@ def op_palette(session, request):
     if mine is None:
         zs = encode_notes(model, lists)
     else:                                   # the seed draws the corners; the decode takes seed + 1
-        zs = palette_draw(mine, 4, palette_spread(request), np.random.default_rng(seed))
+        zs = mine.sample(4, palette_spread(request), np.random.default_rng(seed))
         seed = None if seed is None else (seed + 1) % (2 ** 63)
     grid = latent.palette(zs, (rows, cols))
     seqs = decode(model, grid, temperature, seed, mask)
@@ -250,7 +250,7 @@ def op_variations(session, request):
     if palette is None:
         zs = latent.variations(z, n, spread, rng=seed)
     else:                                   # the palette's deviations from its mean, around the notes
-        zs = (z + palette_draw(palette, n, spread, np.random.default_rng(seed)) - palette.mean).astype(np.float32)
+        zs = (z + palette.sample(n, spread, np.random.default_rng(seed)) - palette.mean).astype(np.float32)
     # the decode seed is derived from the request seed so one seed reproduces the whole answer
     dseed = None if seed is None else (seed + 1) % (2 ** 63)
     return Sequences(model, decode(model, zs, temperature, dseed, mask))

@@ -1,13 +1,11 @@
 """The palette ops: learn a palette from the player's clips, list, forget, export and import them
-(docs/osc-protocol.md "Palettes"); and `palette_draw`, how the other ops draw z from one.
+(docs/osc-protocol.md "Palettes"); and how the other ops find the palette and spread a request names.
 
 The palettes are the daemon's (`server.palettes`, a bridge.daemon.palettes.PaletteStore), kept by
 (model, name); sample, variations, palette (the pad) and morph take an optional `"palette": name`
 and `"spread"` (bridge.daemon.ops, bridge.live.ops).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from ..core.errors import BadRequest, TooLarge
 from ..core.palette import Palette, PaletteError
@@ -38,11 +36,6 @@ def requested_palette(request, model) -> Palette | None:
 def palette_spread(request) -> float:
     """The `spread` of a palette draw: 0 = its mean, 1 = its fitted spread (default), > 1 wider."""
     return request.number("spread", DEFAULT_SPREAD, 0.0, request.limits.max_spread)
-
-
-def palette_draw(palette: Palette, n: int, spread: float, rng: np.random.Generator) -> np.ndarray:
-    """n latent vectors (n, z) float32 from the palette."""
-    return palette.sample(n, spread, rng)
 
 
 @op("learn")

@@ -22,7 +22,7 @@ from ..core import latent
 from ..core.directions import direction_table, direction_vector, resolve
 from ..core.errors import BadRequest, BridgeError, LiveError, TooLarge
 from ..core.notes import BEATS_PER_BAR
-from ..daemon.palette_ops import palette_draw, palette_spread, requested_palette
+from ..daemon.palette_ops import palette_spread, requested_palette
 from ..daemon.protocol import DONE, SEQ
 from ..daemon.registry import encode_notes, notes_to_rows, on_shutdown, op
 from ..daemon.scales import request_mask
@@ -211,7 +211,7 @@ def op_morph(session, request):
     end_a = _endpoint(request, model, "a")
     mine = requested_palette(request, model)
     if mine is not None and not request.has("b"):      # toward a draw of the player's palette
-        zb = palette_draw(mine, 1, palette_spread(request), np.random.default_rng(seed))[0]
+        zb = mine.sample(1, palette_spread(request), np.random.default_rng(seed))[0]
         end_b = lambda: zb  # noqa: E731
     else:
         end_b = _endpoint(request, model, "b")
