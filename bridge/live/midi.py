@@ -28,6 +28,7 @@ from ..core.errors import LiveError
 from ..core.notes import BEATS_PER_BAR, Note
 from .clock import Clock
 from .knobs import KnobBinding, KnobMap
+from .midi_in import PolledInput, input_names
 
 log = logging.getLogger("bridge.midi")
 
@@ -299,7 +300,7 @@ class PatternPlayer:
 class MidiLive:
     """The daemon's MIDI side: opens the ports, follows the clock, routes knobs, plays patterns.
 
-    on_knob(binding, value) is called for each mapped control change (from the MIDI thread).
+    on_knob(binding, value) is called for each mapped control change (from the MIDI input's polling thread).
     transport_fn() returns the OSC transport to follow when no MIDI clock is present.
     """
 
@@ -317,14 +318,12 @@ class MidiLive:
         self.cc_seen = 0
         # fn(msg, at) for each note on / off of --midi-in (bridge.surface records phrases to learn)
         self.note_listeners: list[Callable] = []
-        names = self.backend.get_input_names() if (midi_in or clock_in) else []
+        names = input_names(self.backend.api) if (midi_in or clock_in) else []
         for wanted, role in ((midi_in, "in"), (clock_in, "clock")):
             if wanted:
-                port_name = find_port(names, wanted, "input")
-                # (mido makes a port virtual when given a client_name: connect to the named one instead)
-                port = self.backend.open_input(port_name)
-                port.callback = self._on_message
-                self.inputs.append(port)
+                # polled, not a callback: bridge.live.midi_in says why
+                self.inputs.append(PolledInput(find_port(names, wanted, "input"), self.backend.api,
+                                               self._on_message, client_name=f"{client_name}-{role}"))
         self.out_port = None
         self.player = None
         if midi_out:
@@ -337,8 +336,7 @@ class MidiLive:
             return self.follower
         return self.transport_fn()
 
-    def _on_message(self, msg) -> None:
-        at = time.monotonic()
+    def _on_message(self, msg, at: float) -> None:
         if msg.type in ("clock", "start", "stop", "continue", "songpos"):
             self.follower.feed(msg, at)
             return

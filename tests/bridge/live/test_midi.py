@@ -106,3 +106,22 @@ def test_pattern_player_follows_the_osc_transport_and_switches_on_the_bar():
     assert any(m.type == "note_on" and m.note == 70 and m.channel == 1 and m.velocity == 90 for m in msgs)
     for t, beat, kind, pitch in player.log:
         assert abs(t - tr.time_of_beat(beat, t)) < 0.02
+
+
+# ---- MIDI input arrival times -----------------------------------------------------------------------
+
+def test_arrival_clock_recovers_arrival_times_from_native_stamps():
+    """Polled input: arrival = native timeline + the smallest poll delay seen, so the poll interval
+    and GIL waits (here 0.1-6 ms, uniformly) do not jitter the times the clock follower gets."""
+    from bridge.live.midi_in import ArrivalClock
+    rng = np.random.default_rng(1)
+    arrivals = 5.0 + np.cumsum(rng.uniform(0.01, 0.03, 200))
+    polled = arrivals + rng.uniform(0.0001, 0.006, 200)
+    clock = ArrivalClock()
+    got, prev = [], None
+    for at, seen in zip(arrivals, polled):
+        got.append(clock.arrival(0.0 if prev is None else at - prev, seen))
+        prev = at
+    err = np.abs(np.asarray(got) - arrivals)
+    assert err[20:].max() < 0.0005, err[20:].max()        # the poll jitter (up to 6 ms) is gone
+    assert np.all(np.asarray(got) <= polled + 1e-9)       # never after it was seen
