@@ -12,7 +12,7 @@ test: setup-dev
 	@# The JACK tests run once, in their own process: python-rtmidi's JACK backend is native code, and a
 	@# crash there must not take the other tests with it. Never rerun: a crash is reported as a crash,
 	@# with jackd's log (a hang fails at its timeout with every thread's stack).
-	@mkdir -p build; LATENT_BRIDGE_JACK_LOG=$(JACK_LOG) .venv/bin/python -m pytest $(JACK_TESTS); rc=$$?; \
+	@mkdir -p build; rm -f $(JACK_LOG); LATENT_BRIDGE_JACK_LOG=$(JACK_LOG) .venv/bin/python -m pytest $(JACK_TESTS); rc=$$?; \
 	if [ $$rc -ne 0 ]; then \
 	  if [ $$rc -gt 128 ]; then echo "JACK test: the test process CRASHED (signal $$((rc - 128)))"; \
 	  else echo "JACK test: FAILED (pytest exit status $$rc)"; fi; \

@@ -113,7 +113,7 @@ def jack():
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"
-    log = open(jack_log_path(), "w", buffering=1)
+    log = open(jack_log_path(), "a", buffering=1)      # both JACK test modules: one log, in order
     spinners = keep_cpus_awake()
     # -S, synchronous mode: a client late for a cycle (this VM may be busy) delays the cycle instead
     # of losing that cycle's MIDI (async mode drops it: seen as lost clock ticks and notes). 128-frame
