@@ -31,9 +31,9 @@ Shares are fractions in [0, 1] (never percent). `<t>` is a track name from model
   identity: format ("latent-bridge-audit"), audit_version, package (dir name), config, kind, bars,
     date (UTC ISO 8601), model_json_sha256 (sha256 of model.json as left by the audit),
     graphs_sha256 (sha256 over the sorted "file sha256" lines of the package's .onnx files but
-    decoder_step.int8.onnx: the weights' identity, unchanged by card edits and by add-int8),
-    provider, precision (the decoder step the runtime chose: fp32, or int8 where the package's
-    int8 step passed its gate), wall_time_s
+    decoder_step.int8.onnx and encoder.int8.onnx: the weights' identity, unchanged by card edits and
+    by add-int8), provider, precision and encoder_precision (the decoder step and encoder the runtime
+    chose: fp32, or int8 where the package's int8 graph passed its gate), wall_time_s
   data: sources (comma-separated labels), test_windows / test_songs (the whole rebuilt test split),
     test_windows_expected (windows_in_split recorded by `evaluate`, when the package has it),
     n_windows / n_songs (the audited subset), window_seed
@@ -729,11 +729,11 @@ def _sha256(path: Path) -> str:
 
 
 def graphs_sha256(info: dict) -> str:
-    """sha256 over the "file sha256" lines of the package's float graphs (the int8 decoder step is
-    left out: it is derived from the float step, and add-int8 measures it against it)."""
-    int8 = package_module.INT8_FILE
+    """sha256 over the "file sha256" lines of the package's float graphs (the int8 decoder step and
+    encoder are left out: each is derived from its float graph, and add-int8 measures it against it)."""
+    int8 = {f for _, f in package_module.INT8_GRAPHS.values()}
     lines = "".join(f"{f} {s}\n" for f, s in sorted(info.get("files", {}).items())
-                    if f.endswith(".onnx") and f != int8)
+                    if f.endswith(".onnx") and f not in int8)
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
@@ -753,7 +753,8 @@ def run_audit(package, windows: dict | None = None, n_windows: int | None = None
                    "config": config, "kind": model.kind, "bars": model.bars,
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "model_json_sha256": _sha256(pkg / "model.json"), "graphs_sha256": graphs_sha256(model.info),
-                   "provider": model.provider, "precision": getattr(model, "precision", "fp32")}
+                   "provider": model.provider, "precision": getattr(model, "precision", "fp32"),
+                   "encoder_precision": getattr(model, "encoder_precision", "fp32")}
     if windows is None:
         if midi_dirs:
             dirs = [Path(d) for d in midi_dirs]

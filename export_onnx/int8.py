@@ -1,7 +1,9 @@
-"""`python -m export_onnx add-int8 bridge/models/<name>`: an int8 decoder step behind a quality gate.
+"""`python -m export_onnx add-int8 bridge/models/<name>`: an int8 decoder step behind a quality gate
+(and an int8 encoder behind its own: export_onnx.int8_encoder).
 
     python -m export_onnx add-int8 bridge/models/mel_2bar [--windows N] [--samples N]
                                    [--min-agreement 0.98] [--max-mb 15] [--no-per-channel] [--no-write]
+                                   [--no-encoder | --encoder-only]
 
 Re-runnable: a package that already has an int8 step (or a newly exported one) gets it replaced.
 
@@ -299,11 +301,15 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
 # ============================================================================ the package
 def package_megabytes(package_dir, info: dict, extra: dict | None = None, without=()) -> float:
     """The package's size as export counts it (the listed files + model.json, MB = 1e6 bytes), with
-    `extra` {name: bytes} added and the names in `without` left out."""
+    `extra` {name: bytes} added and the names in `without` left out; a pair's sampler directory
+    counts too (add-sampler's limit is on the two together)."""
     pkg = Path(package_dir)
     names = [f for f in info.get("files", {}) if f not in without and f not in (extra or {})]
     total = sum((pkg / f).stat().st_size for f in names if (pkg / f).is_file())
     total += (pkg / P.MANIFEST).stat().st_size + sum((extra or {}).values())
+    sampler = pkg / P.SAMPLER_DIR
+    if info.get(P.SAMPLER_KEY) and sampler.is_dir():
+        total += sum(f.stat().st_size for f in sampler.rglob("*") if f.is_file())
     return total / 1e6
 
 
@@ -349,21 +355,30 @@ def int8_section(entry: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_card(pkg: Path, info: dict, entry: dict) -> list[str]:
-    """Put the section into MODEL_CARD.md; the names whose sha256 must be refreshed."""
+def _write_section(pkg: Path, info: dict, key: str, fname: str, entry: dict, card_section: str) -> None:
+    """Record an int8 graph's manifest section `key` (its file `fname` listed in `files` when usable,
+    dropped from it when not) and put `card_section` into MODEL_CARD.md."""
     from .model_card import with_section
     card = pkg / "MODEL_CARD.md"
     text = card.read_text() if card.is_file() else f"# {info.get('name', pkg.name)} — model card\n"
-    card.write_text(with_section(text, int8_section(entry)))
-    return [card.name] if card.name in info.get("files", {}) else []
+    card.write_text(with_section(text, card_section))
+    refreshed = [card.name] if card.name in info.get("files", {}) else []
+
+    def change(i: dict):
+        i[key] = entry
+        if not entry["usable"]:
+            i.get("files", {}).pop(fname, None)
+
+    P.update_manifest(pkg, change, files=([fname] if entry["usable"] else []) + refreshed)
 
 
 def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None = None, n_prior: int | None = None,
              window_seed: int = 0, prior_seed: int = 0, min_agreement: float = P.INT8_MIN_AGREEMENT,
              max_mb: float | None = MAX_PACKAGE_MB, per_channel: bool = True, data_root=None, midi_dirs=None,
              cache_dir=None, threads: int = 1, write: bool = True, sources: str | None = None,
-             output_projection: bool = False) -> dict:
-    """Quantise a package's decoder step, measure it against the float step, keep it if it passes.
+             output_projection: bool = False, encoder: bool = True) -> dict:
+    """Quantise a package's decoder step, measure it against the float step, keep it if it passes;
+    then the same for its encoder (export_onnx.int8_encoder, on the same windows and prior seed).
 
     Args:
         package: a package directory or name (bridge.runtime.package.find_model).
@@ -377,6 +392,7 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
         per_channel: per-output-channel weight scales (else one per tensor).
         write: False: measure only, change nothing.
         output_projection: quantise the output projections too (default: they stay float).
+        encoder: also the int8 encoder (its `int8_encoder` section; see export_onnx.int8_encoder).
 
     Returns:
         The `int8` section (as written into model.json when `write`).
@@ -440,16 +456,14 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
                 os.replace(part, target)
             elif target.exists():
                 target.unlink()
-
-            def change(i: dict):
-                i[P.INT8_KEY] = entry
-                if not entry["usable"]:
-                    i.get("files", {}).pop(P.INT8_FILE, None)
-
-            refreshed = _write_card(pkg, info, entry)
-            P.update_manifest(pkg, change, files=([P.INT8_FILE] if entry["usable"] else []) + refreshed)
+            _write_section(pkg, info, P.INT8_KEY, P.INT8_FILE, entry, int8_section(entry))
     _log(f"{pkg.name}: agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
+    if encoder:
+        from .int8_encoder import add_int8_encoder
+        add_int8_encoder(pkg, tokens, n_prior, sources=sources, test_windows=test_windows, window_seed=window_seed,
+                         prior_seed=prior_seed, min_agreement=min_agreement, max_mb=max_mb, per_channel=per_channel,
+                         threads=threads, write=write)
     return entry
 
 
@@ -476,15 +490,34 @@ def add_parser(subparsers) -> None:
     p.add_argument("--midi-dir", action="append", default=None, help="MIDI folder of the model's data (repeatable)")
     p.add_argument("--cache-dir", default=None, help="where test windows are cached (default data/audit)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--no-encoder", dest="encoder", action="store_false",
+                       help="the decoder step only (default: the encoder too, behind its own gate)")
+    which.add_argument("--encoder-only", action="store_true",
+                       help="the encoder only (a package whose int8 step is already measured)")
     p.add_argument("--no-write", action="store_true", help="measure and print only; change nothing")
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
+    if args.encoder_only:
+        from .int8_encoder import add_int8_encoder
+        pkg = P.find_model(args.package)
+        info = P.read_manifest(pkg)
+        P.verify_files(pkg, info)
+        held = held_out_windows(pkg, info.get("config", info["name"]), args.windows, args.seed, info["bars"],
+                                args.data_root, args.midi_dir, args.cache_dir)
+        n_prior = args.samples if args.samples is not None else (1024 if info["bars"] <= 2 else 256)
+        entry = add_int8_encoder(pkg, held["tokens"], n_prior, sources=held["sources"],
+                                 test_windows=held["test_windows"], window_seed=args.seed, prior_seed=args.sample_seed,
+                                 min_agreement=args.min_agreement, max_mb=args.max_mb or None,
+                                 per_channel=args.per_channel, threads=args.threads, write=not args.no_write)
+        print(json.dumps(entry, indent=1))
+        return 0
     entry = add_int8(args.package, n_windows=args.windows, n_prior=args.samples, window_seed=args.seed,
                      prior_seed=args.sample_seed, min_agreement=args.min_agreement, max_mb=args.max_mb or None,
                      per_channel=args.per_channel, data_root=args.data_root, midi_dirs=args.midi_dir,
                      cache_dir=args.cache_dir, threads=args.threads, write=not args.no_write,
-                     output_projection=args.quantize_output)
+                     output_projection=args.quantize_output, encoder=args.encoder)
     print(json.dumps(entry, indent=1))
     return 0

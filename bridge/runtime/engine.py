@@ -20,7 +20,9 @@ int8 step (decoder_step.int8.onnx, a drop-in with the same inputs and outputs, w
 when the package has it, its measured argmax agreement with fp32 is >= INT8_MIN_AGREEMENT (0.98) and
 the provider is the CPU, else fp32. None: the process default (`set_default_precision`, else
 $LATENT_BRIDGE_PRECISION, else "auto"). Each load logs which precision it took and why
-(logger "bridge.runtime.engine"); `Model.precision` / `Model.precision_reason` keep it.
+(logger "bridge.runtime.engine"); `Model.precision` / `Model.precision_reason` keep it. The encoder
+follows the same rule with its own int8 version and gate (encoder.int8.onnx, `int8_encoder` section;
+`Model.encoder_precision` / `Model.encoder_precision_reason`).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from ..core.directions import direction_names, direction_vector
 from ..core.errors import Cancelled, ModelError
 from ..core.notes import Note
 from .accompany import Accompanist
-from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_step,
+from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_graph, int8_step,
                       read_manifest, sampler_entry, verify_files)
 from .sessions import open_session, ort, pick_providers
 
@@ -94,19 +96,22 @@ def default_precision() -> str:
     return "auto"
 
 
-def choose_precision(info: dict, precision: str | None = None, provider: str = "cpu") -> tuple[str, str]:
-    """Which decoder step a package runs at: ("fp32" | "int8", why).
+def choose_precision(info: dict, precision: str | None = None, provider: str = "cpu",
+                     role: str = "decoder_step") -> tuple[str, str]:
+    """Which precision a package runs a graph at: ("fp32" | "int8", why).
 
     Args:
         info: the manifest.
         precision: "fp32", "int8", "auto" or None (`default_precision()`).
-        provider: "cpu" or "cuda" (the int8 step's dynamic quantisation is a CPU kernel: auto keeps
+        provider: "cpu" or "cuda" (the int8 graphs' dynamic quantisation is a CPU kernel: auto keeps
             fp32 on CUDA).
+        role: "decoder_step" or "encoder" (bridge.runtime.package.INT8_GRAPHS).
 
     Returns:
-        fp32 for "fp32"; int8 for "int8" when the package has a usable int8 step (bridge.runtime.package.
-        int8_step), whatever its agreement; int8 for "auto" only when, in addition, its agreement is
-        >= INT8_MIN_AGREEMENT and the provider is the CPU. Otherwise fp32, the reason saying why.
+        fp32 for "fp32"; int8 for "int8" when the package has a usable int8 version of the graph
+        (bridge.runtime.package.int8_graph), whatever its agreement; int8 for "auto" only when, in
+        addition, its agreement is >= INT8_MIN_AGREEMENT and the provider is the CPU. Otherwise fp32,
+        the reason saying why.
 
     Raises:
         ValueError: an unknown precision.
@@ -114,7 +119,8 @@ def choose_precision(info: dict, precision: str | None = None, provider: str = "
     asked = check_precision(default_precision() if precision is None else precision)
     if asked == "fp32":
         return "fp32", "fp32 asked for"
-    entry, why_not = int8_step(info)
+    entry, why_not = int8_graph(info, role)
+    what = "step" if role == "decoder_step" else role
     if entry is None:
         return "fp32", f"{asked} asked for; {why_not}"
     agreement = int8_agreement(entry)
@@ -122,10 +128,10 @@ def choose_precision(info: dict, precision: str | None = None, provider: str = "
     if asked == "int8":
         return "int8", f"int8 asked for ({measured})"
     if agreement is None or agreement < INT8_MIN_AGREEMENT:
-        return "fp32", f"auto: the int8 step's {measured} is below the {INT8_MIN_AGREEMENT:.2f} gate"
+        return "fp32", f"auto: the int8 {what}'s {measured} is below the {INT8_MIN_AGREEMENT:.2f} gate"
     if provider != "cpu":
         return "fp32", f"auto: int8 ({measured}) runs on the CPU only; the provider is {provider}"
-    return "int8", f"auto: the int8 step's {measured} >= the {INT8_MIN_AGREEMENT:.2f} gate"
+    return "int8", f"auto: the int8 {what}'s {measured} >= the {INT8_MIN_AGREEMENT:.2f} gate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,13 +216,13 @@ class Model:
     Attributes: `info` (model.json), `name`, `kind` (melody | drums | trio), `hierarchical`, `bars`,
     `steps_per_bar`, `num_steps`, `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
     ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
-    `precision_reason`, `sessions` (role -> onnxruntime session), `attributes` (direction names),
+    `precision_reason`, `encoder_precision` and `encoder_precision_reason` (the same for the encoder), `sessions` (role -> onnxruntime session), `attributes` (direction names),
     `sampler` (the package's low-KL companion that `sample` decodes with, or None).
     Calls are serialised by a lock: one Model may be shared between threads. See docs/architecture.md.
     """
 
     def __init__(self, package_dir, provider: str = "auto", threads: int = 1, io_binding: bool | None = None,
-                 verify: bool = True, precision: str | None = None, step_file=None):
+                 verify: bool = True, precision: str | None = None, step_file=None, encoder_file=None):
         """Open a package's graphs.
 
         Args:
@@ -229,6 +235,7 @@ class Model:
             step_file: a drop-in decoder_step graph to run instead (same inputs and outputs; checked
                 like the package's graphs, not hashed): how add-int8 measures a candidate before it
                 enters the package. `precision` is then "file".
+            encoder_file: the same for the encoder (`encoder_precision` is then "file").
 
         Raises:
             ModelError: a bad manifest, a missing or changed file, a graph onnxruntime cannot load
@@ -267,6 +274,11 @@ class Model:
             level = logging.WARNING if asked == "int8" and self.precision != "int8" else logging.INFO
             log.log(level, "%s: decoder step %s (%s)", self.name, self.precision, self.precision_reason,
                     extra={"fields": {"model": self.name, "precision": self.precision}})
+        if encoder_file is not None:
+            self.encoder_precision, self.encoder_precision_reason = "file", f"encoder from {encoder_file}"
+        else:
+            on = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+            self.encoder_precision, self.encoder_precision_reason = choose_precision(info, precision, on, "encoder")
         self.sessions = {}
         for role, g in info["graphs"].items():
             if role == "conductor" and not self.hierarchical:
@@ -278,6 +290,10 @@ class Model:
                 path = Path(step_file)
             elif role == "decoder_step" and self.precision == "int8":
                 path = self.path / int8_step(info)[0]["file"]
+            elif role == "encoder" and encoder_file is not None:
+                path = Path(encoder_file)
+            elif role == "encoder" and self.encoder_precision == "int8":
+                path = self.path / int8_graph(info, "encoder")[0]["file"]
             self.sessions[role] = open_session(path, providers, threads)
         used = self.sessions["decoder_step"].get_providers()
         if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in used:

@@ -10,13 +10,15 @@ A package is a directory holding `model.json` (the manifest) and the ONNX graphs
         conductor.onnx        (hierarchical) z -> embeddings
         surrogate_encoder.onnx  (optional, trio) OPTIONAL_GRAPH_IO: inputs -> mu, sigma
         decoder_step.int8.onnx  (optional) the step with int8 weights, same inputs/outputs (`int8` section)
+        encoder.int8.onnx     (optional) the encoder with int8 LSTM weights, same inputs/outputs
+                              (`int8_encoder` section)
         sampler/              (optional) a whole package of the same kind that `sample` draws from
                               (`sampler` section; see `sampler_entry`): a low-KL / high-KL pair
 
 `files` maps every file of the package but model.json to its sha256. Reading side: `find_model`,
 `read_manifest` (`parse_manifest` without the checks), `verify_files`, `list_models`. Writing side: `sha256_file`, `record_files`,
-`write_manifest` (atomic), `update_manifest`. The optional int8 decoder step: `int8_step`,
-`int8_agreement` (INT8_FILE, INT8_MIN_AGREEMENT). The optional prior sampler: `sampler_entry`,
+`write_manifest` (atomic), `update_manifest`. The optional int8 graphs: `int8_graph` (`int8_step`),
+`int8_agreement` (INT8_GRAPHS, INT8_FILE, INT8_MIN_AGREEMENT). The optional prior sampler: `sampler_entry`,
 `SAMPLER_FIELDS`. See docs/architecture.md, "Model package".
 
 No onnxruntime, no torch: json, hashlib and the codecs only.
@@ -64,6 +66,11 @@ OPTIONAL_GRAPH_IO = {SURROGATE_ROLE: (("inputs",), ("mu", "sigma"))}
 INT8_KEY = "int8"
 INT8_FILE = "decoder_step.int8.onnx"
 INT8_MIN_AGREEMENT = 0.98
+# the same for the encoder (its LSTM weights 8-bit): section `int8_encoder`, gated the same way
+INT8_ENCODER_KEY = "int8_encoder"
+INT8_ENCODER_FILE = "encoder.int8.onnx"
+# role -> (manifest section, file) of the roles that may have an int8 drop-in
+INT8_GRAPHS = {"decoder_step": (INT8_KEY, INT8_FILE), "encoder": (INT8_ENCODER_KEY, INT8_ENCODER_FILE)}
 
 
 def graph_io(info: dict) -> dict:
@@ -313,32 +320,42 @@ def int8_agreement(entry: dict) -> float | None:
 
 
 def int8_step(info: dict) -> tuple[dict | None, str]:
-    """The manifest's int8 decoder step, if the package has a usable one.
+    """`int8_graph(info, "decoder_step")`."""
+    return int8_graph(info, "decoder_step")
 
-    The `int8` section (written by `python -m export_onnx add-int8`): file (INT8_FILE, or null when
-    refused), sha256 (also in `files`), source_sha256 (the sha256 of the decoder_step.onnx it was
-    quantised from), agreement_recon, agreement_prior, n_windows, n_prior, per_channel, min_agreement,
-    usable, reason, ...
+
+def int8_graph(info: dict, role: str) -> tuple[dict | None, str]:
+    """The manifest's int8 version of a graph (INT8_GRAPHS: decoder_step, encoder), if it has a usable one.
+
+    The section (`int8` for the step, `int8_encoder` for the encoder; written by `python -m
+    export_onnx add-int8`): file (or null when refused), sha256 (also in `files`), source_sha256 (the
+    sha256 of the float graph it was quantised from), agreement_recon, agreement_prior, n_windows,
+    n_prior, per_channel, min_agreement, usable, reason, ...
 
     Returns:
         (the section, "") when it names a file listed in `files` with the same sha256, made from the
-        package's current decoder_step.onnx; else (None, why not) — no section, refused at export, or
+        package's current float graph; else (None, why not) — no section, refused at export, or
         inconsistent. The agreement gate itself is the runtime's choice (bridge.runtime.engine).
+
+    Raises:
+        KeyError: a role without int8 version.
     """
-    entry = info.get(INT8_KEY)
+    key, _ = INT8_GRAPHS[role]
+    what = "decoder step" if role == "decoder_step" else role
+    entry = info.get(key)
     if entry is None:
-        return None, "the package has no int8 decoder step (python -m export_onnx add-int8 adds one)"
+        return None, f"the package has no int8 {what} (python -m export_onnx add-int8 adds one)"
     if not isinstance(entry, dict):
-        return None, "the manifest's int8 section is not an object"
+        return None, f"the manifest's {key} section is not an object"
     fname = entry.get("file")
     if not fname:
         return None, f"add-int8 refused it: {entry.get('reason') or 'no file'}"
     files = info.get("files") or {}
     if not isinstance(fname, str) or fname not in files or files[fname] != entry.get("sha256"):
-        return None, f"the int8 section names {fname!r}, which is not listed in 'files' with its sha256"
-    step = ((info.get("graphs") or {}).get("decoder_step") or {}).get("file")
-    if entry.get("source_sha256") != files.get(step):
-        return None, (f"{fname} was quantised from another {step} (the package was re-exported): "
+        return None, f"the {key} section names {fname!r}, which is not listed in 'files' with its sha256"
+    source = ((info.get("graphs") or {}).get(role) or {}).get("file")
+    if entry.get("source_sha256") != files.get(source):
+        return None, (f"{fname} was quantised from another {source} (the package was re-exported): "
                       "run python -m export_onnx add-int8 again")
     return entry, ""
 
