@@ -61,9 +61,10 @@ import numpy as np
 
 from bridge.runtime import package as P
 
+from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, format_se, held_out_windows, op_counts,
+                        package_megabytes, write_section)
 from .model_card import INT8_HEADING
 
-MAX_PACKAGE_MB = 15.0        # export.MAX_PACKAGE_MB (not imported: export imports torch)
 OP_TYPES = ("MatMul",)
 
 
@@ -154,14 +155,6 @@ def gemms_to_matmuls(model):
     return m, rewritten
 
 
-def op_counts(model) -> dict:
-    """op type -> count of the nodes of an ONNX model."""
-    out: dict = {}
-    for n in model.graph.node:
-        out[n.op_type] = out.get(n.op_type, 0) + 1
-    return out
-
-
 def output_projections(model, output: str = "logits") -> list[str]:
     """Names of the MatMul nodes that make `output` directly: reached from it backwards through
     Identity, Concat and Add nodes only (the cores' output projections of a step graph)."""
@@ -217,45 +210,6 @@ def quantize_step(src, dst, per_channel: bool = True, output_projection: bool = 
 
 
 # ============================================================================ the gate
-def held_out_windows(package_dir, config: str, n_windows: int | None, seed: int = 0, bars: int = 2,
-                     data_root=None, midi_dirs=None, cache_dir=None) -> dict:
-    """The audit's held-out windows of a package: its seeded subset of the rebuilt test split
-    (export_onnx.audit: the package card's sources under data_root, cached in data/audit/).
-
-    Returns:
-        {tokens (N, steps, tracks) int64, sources, test_windows, seed}.
-
-    Raises:
-        FileNotFoundError: a source folder is missing (pass midi_dirs).
-    """
-    from . import audit as A
-    if midi_dirs:
-        dirs = [Path(d) for d in midi_dirs]
-    else:
-        dirs = [Path(data_root or A.DATA_ROOT) / label for label in A.package_sources(package_dir, config)]
-    missing = [str(d) for d in dirs if not d.is_dir()]
-    if not dirs or missing:
-        raise FileNotFoundError(f"held-out data of {config} not found ({', '.join(missing) or 'no sources'}); "
-                                f"pass --midi-dir or --data-root")
-    data = A.load_test_windows(config, dirs, cache_dir or A.CACHE_DIR)
-    n = n_windows if n_windows is not None else (512 if bars <= 2 else 256)
-    idx = A.seeded_subset(len(data["tokens"]), n, seed)
-    return {"tokens": np.asarray(data["tokens"][idx], dtype=np.int64), "sources": ",".join(d.name for d in dirs),
-            "test_windows": int(len(data["tokens"])), "seed": seed}
-
-
-def _decode(model, z: np.ndarray, chunk: int) -> np.ndarray:
-    return np.concatenate([model.decode_tokens(z[i:i + chunk], 0.0) for i in range(0, len(z), chunk)])
-
-
-def _agreements(ref: np.ndarray, got: np.ndarray, names: list[str]) -> dict:
-    same = ref == got
-    per_seq = same.mean(axis=(1, 2))      # a flip changes the rest of its sequence: sequences are the unit
-    se = float(per_seq.std(ddof=1) / np.sqrt(len(per_seq))) if len(per_seq) > 1 else None
-    return {"agreement": float(same.mean()), "se": se, "identical": float(same.all(axis=(1, 2)).mean()),
-            "tracks": {name: float(same[..., k].mean()) for k, name in enumerate(names)}}
-
-
 def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int = 1024, prior_seed: int = 0,
                       threads: int = 1, chunk: int = 256) -> dict:
     """Argmax agreement of the int8 decode (`step_file`) with the float decode of a package.
@@ -288,7 +242,7 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
         # encoded (the package itself never decodes raw prior draws then: `sample` is the sampler's)
         runs.append(("prior", ref.prior_latents(n_prior, prior_seed)))
     for label, z in runs:
-        a = _agreements(_decode(ref, z, chunk), _decode(q, z, chunk), names)
+        a = agreements(decode_all(ref, z, chunk), decode_all(q, z, chunk), names)
         out[f"agreement_{label}"] = a["agreement"]
         out[f"se_{label}"] = a["se"]
         out[f"identical_{label}"] = a["identical"]
@@ -299,24 +253,6 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
 
 
 # ============================================================================ the package
-def package_megabytes(package_dir, info: dict, extra: dict | None = None, without=()) -> float:
-    """The package's size as export counts it (the listed files + model.json, MB = 1e6 bytes), with
-    `extra` {name: bytes} added and the names in `without` left out; a pair's sampler directory
-    counts too (add-sampler's limit is on the two together)."""
-    pkg = Path(package_dir)
-    names = [f for f in info.get("files", {}) if f not in without and f not in (extra or {})]
-    total = sum((pkg / f).stat().st_size for f in names if (pkg / f).is_file())
-    total += (pkg / P.MANIFEST).stat().st_size + sum((extra or {}).values())
-    sampler = pkg / P.SAMPLER_DIR
-    if info.get(P.SAMPLER_KEY) and sampler.is_dir():
-        total += sum(f.stat().st_size for f in sampler.rglob("*") if f.is_file())
-    return total / 1e6
-
-
-def _se(v) -> str:
-    return "" if v is None else f" ± {v:.4f}"
-
-
 def int8_section(entry: dict) -> str:
     """The "## int8 decoder step" markdown section of a model card, from an `int8` manifest section."""
     tr = entry.get("tracks") or {}
@@ -343,33 +279,16 @@ def int8_section(entry: dict) -> str:
              "| decodes | sequences | token agreement (± s.e.) | identical sequences |", "|---|---|---|---|",
              f"| reconstructions from the posterior mean, held-out test windows (sources "
              f"{entry.get('sources', '?')}, seed {entry.get('window_seed', 0)}) | {entry['n_windows']:,} | "
-             f"{entry['agreement_recon']:.4f}{_se(entry.get('se_recon'))} | "
+             f"{entry['agreement_recon']:.4f}{format_se(entry.get('se_recon'))} | "
              f"{entry.get('identical_recon', float('nan')):.3f} |",
              f"| {'the sampler' + chr(39) + 's prior samples, encoded' if entry.get('pair') else 'prior samples z ~ N(0, I)'}"
              f", T = 0 (seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
-             f"{entry['agreement_prior']:.4f}{_se(entry.get('se_prior'))} | "
+             f"{entry['agreement_prior']:.4f}{format_se(entry.get('se_prior'))} | "
              f"{entry.get('identical_prior', float('nan')):.3f} |", ""]
     if tracks:
         lines += [f"Per track (reconstructions / prior samples): {tracks}.", ""]
     lines += [verdict, ""]
     return "\n".join(lines)
-
-
-def _write_section(pkg: Path, info: dict, key: str, fname: str, entry: dict, card_section: str) -> None:
-    """Record an int8 graph's manifest section `key` (its file `fname` listed in `files` when usable,
-    dropped from it when not) and put `card_section` into MODEL_CARD.md."""
-    from .model_card import with_section
-    card = pkg / "MODEL_CARD.md"
-    text = card.read_text() if card.is_file() else f"# {info.get('name', pkg.name)} — model card\n"
-    card.write_text(with_section(text, card_section))
-    refreshed = [card.name] if card.name in info.get("files", {}) else []
-
-    def change(i: dict):
-        i[key] = entry
-        if not entry["usable"]:
-            i.get("files", {}).pop(fname, None)
-
-    P.update_manifest(pkg, change, files=([fname] if entry["usable"] else []) + refreshed)
 
 
 def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None = None, n_prior: int | None = None,
@@ -456,7 +375,7 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
                 os.replace(part, target)
             elif target.exists():
                 target.unlink()
-            _write_section(pkg, info, P.INT8_KEY, P.INT8_FILE, entry, int8_section(entry))
+            write_section(pkg, info, P.INT8_KEY, P.INT8_FILE, entry, int8_section(entry))
     _log(f"{pkg.name}: agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
     if encoder:

@@ -21,6 +21,10 @@ per-step MatMuls took 2.8 ms, so the float graph is already at its floor. With 8
    morph endpoint made from a generated clip is and as a pair's `prior_latents` are. Agreement = the
    share of equal (sequence, step, track) tokens; the lower of the two must reach the gate
    (bridge.runtime.package.INT8_MIN_AGREEMENT).
+   The runtime encodes one sequence per call with an int8 encoder (bridge.runtime.engine
+   `encode_tokens`): activations are quantised over the whole call, so a batched call would make a
+   clip's code depend on the clips beside it (mel_2bar: up to 0.045 in z). The gate measures it the
+   same way.
 3. **The package.** model.json gets an `int8_encoder` section (bridge.runtime.package.int8_graph,
    INT8_GRAPHS) with the same fields as the step's `int8` section plus `mu_rel_error`; the file is
    kept only when the gate passes and the package stays within 15 MB. MODEL_CARD.md gets a
@@ -41,6 +45,7 @@ import numpy as np
 
 from bridge.runtime import package as P
 
+from .int8_gate import agreements, decode_all, format_se, op_counts, package_megabytes, write_section
 from .model_card import INT8_ENCODER_HEADING
 
 OP_TYPES = ("LSTM",)
@@ -89,7 +94,6 @@ def quantize_encoder(src, dst, per_channel: bool = True) -> dict:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from .int8 import op_counts
     model = fold_float16_casts(onnx.load(str(src)))
     lstms = op_counts(model).get("LSTM", 0)
     root = logging.getLogger()
@@ -125,7 +129,6 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
     """
     from bridge.runtime.engine import Model
 
-    from .int8 import _agreements, _decode
     ref = Model(package_dir, provider="cpu", threads=threads, precision="fp32")
     q = Model(package_dir, provider="cpu", threads=threads, precision="fp32", encoder_file=encoder_file, verify=False)
     names = [t.get("name", f"track{k}") for k, t in enumerate(ref.info["tracks"])]
@@ -138,13 +141,13 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
     runs = [("recon", tokens)]
     if n_prior:
         src = ref.prior_model
-        runs.append(("prior", _decode(src, src.sample_z(n_prior, prior_seed), chunk)))
+        runs.append(("prior", decode_all(src, src.sample_z(n_prior, prior_seed), chunk)))
     for label, toks in runs:
         z_ref, z_q = encode(ref, toks), encode(q, toks)
         if label == "recon":
             err = np.linalg.norm(z_q - z_ref, axis=1) / np.maximum(np.linalg.norm(z_ref, axis=1), 1e-12)
             out["mu_rel_error"] = float(err.mean())
-        a = _agreements(_decode(ref, z_ref, chunk), _decode(ref, z_q, chunk), names)
+        a = agreements(decode_all(ref, z_ref, chunk), decode_all(ref, z_q, chunk), names)
         out[f"agreement_{label}"] = a["agreement"]
         out[f"se_{label}"] = a["se"]
         out[f"identical_{label}"] = a["identical"]
@@ -156,7 +159,6 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
 
 def encoder_section(entry: dict) -> str:
     """The "## int8 encoder" markdown section of a model card, from an `int8_encoder` manifest section."""
-    from .int8 import _se
     gate = entry["min_agreement"]
     low = min(entry["agreement_recon"], entry["agreement_prior"])
     if entry.get("usable"):
@@ -176,10 +178,10 @@ def encoder_section(entry: dict) -> str:
         f"from the float encoder's:", "",
         "| encoded | sequences | token agreement (± s.e.) | identical sequences |", "|---|---|---|---|",
         f"| held-out test windows (sources {entry.get('sources', '?')}, seed {entry.get('window_seed', 0)}) | "
-        f"{entry['n_windows']:,} | {entry['agreement_recon']:.4f}{_se(entry.get('se_recon'))} | "
+        f"{entry['n_windows']:,} | {entry['agreement_recon']:.4f}{format_se(entry.get('se_recon'))} | "
         f"{entry.get('identical_recon', float('nan')):.3f} |",
         f"| {src} prior samples (T = 0, seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
-        f"{entry['agreement_prior']:.4f}{_se(entry.get('se_prior'))} | "
+        f"{entry['agreement_prior']:.4f}{format_se(entry.get('se_prior'))} | "
         f"{entry.get('identical_prior', float('nan')):.3f} |", "", verdict, ""])
 
 
@@ -204,7 +206,6 @@ def add_int8_encoder(package, tokens: np.ndarray, n_prior: int, *, sources: str,
     Raises:
         ValueError: no windows or no prior samples, or an encoder without LSTM.
     """
-    from .int8 import _write_section, package_megabytes
     t0 = time.time()
     pkg = Path(package)
     info = P.read_manifest(pkg)
@@ -246,7 +247,7 @@ def add_int8_encoder(package, tokens: np.ndarray, n_prior: int, *, sources: str,
                 os.replace(part, target)
             elif target.exists():
                 target.unlink()
-            _write_section(pkg, info, P.INT8_ENCODER_KEY, P.INT8_ENCODER_FILE, entry, encoder_section(entry))
+            write_section(pkg, info, P.INT8_ENCODER_KEY, P.INT8_ENCODER_FILE, entry, encoder_section(entry))
     _log(f"{pkg.name}: encoder agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
     return entry

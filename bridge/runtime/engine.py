@@ -453,9 +453,18 @@ class Model:
             col = tokens[..., k]
             if col.size and (col.min() < 0 or col.max() >= n):
                 raise ValueError(f"track {k} tokens must be in 0..{n - 1}")
+        if not len(tokens):          # onnxruntime's LSTM kernels abort the process on an empty batch
+            empty = np.zeros((0, self.z_size), dtype=np.float32)
+            return (empty, empty.copy()) if return_sigma else empty
         onehot = self.codec.one_hot(tokens.astype(np.int64))
         with self._lock:
-            mu, sigma = self.sessions["encoder"].run(None, {"inputs": onehot})
+            if self.encoder_precision == "fp32":
+                mu, sigma = self.sessions["encoder"].run(None, {"inputs": onehot})
+            else:
+                # an int8 encoder quantises its activations over the whole call: one sequence per call,
+                # so that a clip's code does not depend on what else is encoded with it
+                rows = [self.sessions["encoder"].run(None, {"inputs": onehot[i:i + 1]}) for i in range(len(onehot))]
+                mu, sigma = (np.concatenate(part) for part in zip(*rows))
         return (mu, sigma) if return_sigma else mu
 
     def encode(self, sequences, return_sigma: bool = False):
@@ -550,6 +559,8 @@ class Model:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         batch = z.shape[0]
+        if not batch:                # onnxruntime's LSTM kernels (the conductor) abort on an empty batch
+            return np.zeros((0, self.num_steps, len(self.num_classes)), dtype=np.int64)
         with self._lock:
             loop = self._loop(batch)
             loop.prev.fill(0.0)
