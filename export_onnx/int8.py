@@ -49,8 +49,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -62,7 +60,7 @@ import numpy as np
 from bridge.runtime import package as P
 
 from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, format_se, held_out_windows, op_counts,
-                        package_megabytes, write_section)
+                        package_megabytes, settle)
 from .model_card import INT8_HEADING
 
 OP_TYPES = ("MatMul",)
@@ -358,24 +356,9 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
                  "min_agreement": float(min_agreement), "usable": False, "reason": "",
                  "pair": bool(info.get(P.SAMPLER_KEY)),
                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        if low < min_agreement:
-            entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"
-        elif max_mb is not None and size > max_mb:
-            entry["reason"] = (f"the package would be {size:.2f} MB with it, over the {max_mb:g} MB limit "
-                               f"(agreement {low:.4f} passes the {min_agreement:.2f} gate)")
-        else:
-            entry.update(usable=True, reason=f"argmax agreement {low:.4f} >= the {min_agreement:.2f} gate",
-                         file=P.INT8_FILE, sha256=P.sha256_file(cand))
         entry["wall_time_s"] = round(time.time() - t0, 1)
-        if write:
-            target = pkg / P.INT8_FILE
-            if entry["usable"]:
-                part = target.with_name(target.name + ".tmp")
-                shutil.copyfile(cand, part)
-                os.replace(part, target)
-            elif target.exists():
-                target.unlink()
-            write_section(pkg, info, P.INT8_KEY, P.INT8_FILE, entry, int8_section(entry))
+        settle(pkg, info, entry, cand, low=low, size=size, min_agreement=min_agreement, max_mb=max_mb,
+               key=P.INT8_KEY, fname=P.INT8_FILE, section=int8_section, write=write)
     _log(f"{pkg.name}: agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
     if encoder:

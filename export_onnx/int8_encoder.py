@@ -33,8 +33,6 @@ per-step MatMuls took 2.8 ms, so the float graph is already at its floor. With 8
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ import numpy as np
 
 from bridge.runtime import package as P
 
-from .int8_gate import agreements, decode_all, format_se, op_counts, package_megabytes, write_section
+from .int8_gate import agreements, decode_all, format_se, op_counts, package_megabytes, settle
 from .model_card import INT8_ENCODER_HEADING
 
 OP_TYPES = ("LSTM",)
@@ -230,24 +228,9 @@ def add_int8_encoder(package, tokens: np.ndarray, n_prior: int, *, sources: str,
                  "package_mb": round(size, 3), "min_agreement": float(min_agreement), "usable": False,
                  "reason": "", "pair": bool(info.get(P.SAMPLER_KEY)),
                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        if low < min_agreement:
-            entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"
-        elif max_mb is not None and size > max_mb:
-            entry["reason"] = (f"the package would be {size:.2f} MB with it, over the {max_mb:g} MB limit "
-                               f"(agreement {low:.4f} passes the {min_agreement:.2f} gate)")
-        else:
-            entry.update(usable=True, reason=f"argmax agreement {low:.4f} >= the {min_agreement:.2f} gate",
-                         file=P.INT8_ENCODER_FILE, sha256=P.sha256_file(cand))
         entry["wall_time_s"] = round(time.time() - t0, 1)
-        if write:
-            target = pkg / P.INT8_ENCODER_FILE
-            if entry["usable"]:
-                part = target.with_name(target.name + ".tmp")
-                shutil.copyfile(cand, part)
-                os.replace(part, target)
-            elif target.exists():
-                target.unlink()
-            write_section(pkg, info, P.INT8_ENCODER_KEY, P.INT8_ENCODER_FILE, entry, encoder_section(entry))
+        settle(pkg, info, entry, cand, low=low, size=size, min_agreement=min_agreement, max_mb=max_mb,
+               key=P.INT8_ENCODER_KEY, fname=P.INT8_ENCODER_FILE, section=encoder_section, write=write)
     _log(f"{pkg.name}: encoder agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")
     return entry

@@ -3,7 +3,10 @@ the encoder): the held-out windows, argmax decodes and their agreement, the pack
 manifest section and model-card section they write."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -92,3 +95,29 @@ def write_section(pkg: Path, info: dict, key: str, fname: str, entry: dict, card
             i.get("files", {}).pop(fname, None)
 
     P.update_manifest(pkg, change, files=([fname] if entry["usable"] else []) + refreshed)
+
+
+def settle(pkg: Path, info: dict, entry: dict, candidate: Path, *, low: float, size: float, min_agreement: float,
+           max_mb: float | None, key: str, fname: str, section: Callable[[dict], str], write: bool) -> dict:
+    """The gate's verdict on an int8 graph and what follows from it: `entry` gets usable, reason, file
+    and sha256 (kept when `low` >= `min_agreement` and the package stays within `max_mb`); when
+    `write`, the candidate replaces `fname` in the package (or an older file is removed) and the
+    manifest section `key` and the card section `section(entry)` are written. Returns `entry`."""
+    if low < min_agreement:
+        entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"
+    elif max_mb is not None and size > max_mb:
+        entry["reason"] = (f"the package would be {size:.2f} MB with it, over the {max_mb:g} MB limit "
+                           f"(agreement {low:.4f} passes the {min_agreement:.2f} gate)")
+    else:
+        entry.update(usable=True, reason=f"argmax agreement {low:.4f} >= the {min_agreement:.2f} gate",
+                     file=fname, sha256=P.sha256_file(candidate))
+    if write:
+        target = pkg / fname
+        if entry["usable"]:
+            part = target.with_name(target.name + ".tmp")
+            shutil.copyfile(candidate, part)
+            os.replace(part, target)
+        elif target.exists():
+            target.unlink()
+        write_section(pkg, info, key, fname, entry, section(entry))
+    return entry
