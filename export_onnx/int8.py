@@ -60,7 +60,7 @@ import numpy as np
 from bridge.runtime import package as P
 
 from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, format_se, held_out_windows, op_counts,
-                        package_megabytes, settle)
+                        package_megabytes, record_agreement, settle)
 from .model_card import INT8_HEADING
 
 OP_TYPES = ("MatMul",)
@@ -230,7 +230,7 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
     q = Model(package_dir, provider="cpu", threads=threads, step_file=step_file, verify=False)
     names = [t.get("name", f"track{k}") for k, t in enumerate(ref.info["tracks"])]
     out: dict = {"n_windows": int(len(tokens)), "n_prior": int(n_prior), "prior_seed": prior_seed}
-    per_track: dict = {n: {} for n in names}
+    out["tracks"] = {n: {} for n in names}
     runs = []
     if len(tokens):
         mu = np.concatenate([ref.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
@@ -240,13 +240,7 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
         # encoded (the package itself never decodes raw prior draws then: `sample` is the sampler's)
         runs.append(("prior", ref.prior_latents(n_prior, prior_seed)))
     for label, z in runs:
-        a = agreements(decode_all(ref, z, chunk), decode_all(q, z, chunk), names)
-        out[f"agreement_{label}"] = a["agreement"]
-        out[f"se_{label}"] = a["se"]
-        out[f"identical_{label}"] = a["identical"]
-        for n in names:
-            per_track[n][label] = a["tracks"][n]
-    out["tracks"] = per_track
+        record_agreement(out, label, agreements(decode_all(ref, z, chunk), decode_all(q, z, chunk), names))
     return out
 
 

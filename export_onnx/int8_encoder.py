@@ -43,7 +43,8 @@ import numpy as np
 
 from bridge.runtime import package as P
 
-from .int8_gate import agreements, decode_all, format_se, op_counts, package_megabytes, settle
+from .int8_gate import (agreements, decode_all, format_se, op_counts, package_megabytes, record_agreement,
+                        settle)
 from .model_card import INT8_ENCODER_HEADING
 
 OP_TYPES = ("LSTM",)
@@ -131,7 +132,7 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
     q = Model(package_dir, provider="cpu", threads=threads, precision="fp32", encoder_file=encoder_file, verify=False)
     names = [t.get("name", f"track{k}") for k, t in enumerate(ref.info["tracks"])]
     out: dict = {"n_windows": int(len(tokens)), "n_prior": int(n_prior), "prior_seed": prior_seed}
-    per_track: dict = {n: {} for n in names}
+    out["tracks"] = {n: {} for n in names}
 
     def encode(model, toks):
         return np.concatenate([model.encode_tokens(toks[i:i + chunk]) for i in range(0, len(toks), chunk)])
@@ -145,13 +146,7 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
         if label == "recon":
             err = np.linalg.norm(z_q - z_ref, axis=1) / np.maximum(np.linalg.norm(z_ref, axis=1), 1e-12)
             out["mu_rel_error"] = float(err.mean())
-        a = agreements(decode_all(ref, z_ref, chunk), decode_all(ref, z_q, chunk), names)
-        out[f"agreement_{label}"] = a["agreement"]
-        out[f"se_{label}"] = a["se"]
-        out[f"identical_{label}"] = a["identical"]
-        for n in names:
-            per_track[n][label] = a["tracks"][n]
-    out["tracks"] = per_track
+        record_agreement(out, label, agreements(decode_all(ref, z_ref, chunk), decode_all(ref, z_q, chunk), names))
     return out
 
 

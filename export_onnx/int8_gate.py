@@ -121,3 +121,13 @@ def settle(pkg: Path, info: dict, entry: dict, candidate: Path, *, low: float, s
             target.unlink()
         write_section(pkg, info, key, fname, entry, section(entry))
     return entry
+
+
+def record_agreement(out: dict, label: str, a: dict) -> None:
+    """Put an `agreements` result under `label` (recon | prior) into a measurement: agreement_<label>,
+    se_<label>, identical_<label> and out["tracks"][track][label]."""
+    out[f"agreement_{label}"] = a["agreement"]
+    out[f"se_{label}"] = a["se"]
+    out[f"identical_{label}"] = a["identical"]
+    for name, value in a["tracks"].items():
+        out.setdefault("tracks", {}).setdefault(name, {})[label] = value
