@@ -3,7 +3,6 @@ the quality gate both ways, what lands in model.json and the model card, re-runs
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import onnx
@@ -17,13 +16,6 @@ from export_onnx import audit as A
 from export_onnx import int8 as Q
 from export_onnx import model_card
 from export_onnx.__main__ import build_parser
-
-
-@pytest.fixture()
-def mel(tiny_models_dir, tmp_path):
-    dst = tmp_path / "mel_2bar"
-    shutil.copytree(tiny_models_dir / "mel_2bar", dst)
-    return dst
 
 
 def _run(path, feeds):

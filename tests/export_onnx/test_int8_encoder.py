@@ -17,13 +17,6 @@ from export_onnx import int8_encoder as E
 from export_onnx import model_card
 
 
-@pytest.fixture()
-def mel(tiny_models_dir, tmp_path):
-    dst = tmp_path / "mel_2bar"
-    shutil.copytree(tiny_models_dir / "mel_2bar", dst)
-    return dst
-
-
 def _rows(session, x):
     """mu of each one-hot window of x, one call per window (as the runtime runs an int8 encoder)."""
     return np.concatenate([session.run(["mu"], {"inputs": x[i:i + 1]})[0] for i in range(len(x))])
