@@ -52,7 +52,6 @@ import logging
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,7 @@ import numpy as np
 from bridge.runtime import package as P
 
 from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, format_se, held_out_windows, op_counts,
-                        package_megabytes, record_agreement, settle)
+                        new_entry, package_megabytes, record_agreement, settle)
 from .model_card import INT8_HEADING
 
 OP_TYPES = ("MatMul",)
@@ -335,23 +334,13 @@ def add_int8(package, windows: np.ndarray | None = None, n_windows: int | None =
         _log(f"{pkg.name}: {q['gemms_rewritten']} Gemms -> MatMul, {q['matmuls_quantized']} quantised, "
              f"{q['bytes'] / 1e6:.2f} MB; decoding {len(tokens)} windows + {n_prior} prior samples twice")
         m = measure_agreement(pkg, cand, tokens, n_prior, prior_seed, threads)
-        low = min(m.get("agreement_recon", 1.0), m.get("agreement_prior", 1.0))
         size = package_megabytes(pkg, info, {P.INT8_FILE: q["bytes"]})
-        entry = {"file": None, "sha256": None, "source_file": step, "source_sha256": info["files"][step],
-                 "agreement_recon": m.get("agreement_recon"), "agreement_prior": m.get("agreement_prior"),
-                 "se_recon": m.get("se_recon"), "se_prior": m.get("se_prior"),
-                 "identical_recon": m.get("identical_recon"), "identical_prior": m.get("identical_prior"),
-                 "tracks": m["tracks"], "n_windows": m["n_windows"], "n_prior": m["n_prior"],
-                 "window_seed": window_seed, "prior_seed": prior_seed, "sources": sources,
-                 "test_windows": test_windows, "per_channel": bool(per_channel), "weight_type": "uint8",
-                 "op_types": list(OP_TYPES), "matmuls_quantized": q["matmuls_quantized"],
-                 "matmuls_float": len(q["kept_float"]),
-                 "gemms_rewritten": q["gemms_rewritten"], "bytes": q["bytes"], "package_mb": round(size, 3),
-                 "min_agreement": float(min_agreement), "usable": False, "reason": "",
-                 "pair": bool(info.get(P.SAMPLER_KEY)),
-                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        entry = new_entry(info, step, m, q["bytes"], size=size, min_agreement=min_agreement, per_channel=per_channel,
+                          window_seed=window_seed, prior_seed=prior_seed, sources=sources, test_windows=test_windows,
+                          weight_type="uint8", op_types=list(OP_TYPES), matmuls_quantized=q["matmuls_quantized"],
+                          matmuls_float=len(q["kept_float"]), gemms_rewritten=q["gemms_rewritten"])
         entry["wall_time_s"] = round(time.time() - t0, 1)
-        settle(pkg, info, entry, cand, low=low, size=size, min_agreement=min_agreement, max_mb=max_mb,
+        settle(pkg, info, entry, cand, size=size, min_agreement=min_agreement, max_mb=max_mb,
                key=P.INT8_KEY, fname=P.INT8_FILE, section=int8_section, write=write)
     _log(f"{pkg.name}: agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")

@@ -36,15 +36,14 @@ import logging
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from bridge.runtime import package as P
 
-from .int8_gate import (agreements, decode_all, format_se, op_counts, package_megabytes, record_agreement,
-                        settle)
+from .int8_gate import (agreements, decode_all, format_se, new_entry, op_counts, package_megabytes,
+                        record_agreement, settle)
 from .model_card import INT8_ENCODER_HEADING
 
 OP_TYPES = ("LSTM",)
@@ -211,20 +210,12 @@ def add_int8_encoder(package, tokens: np.ndarray, n_prior: int, *, sources: str,
         _log(f"{pkg.name}: encoder {q['lstms_quantized']} LSTM(s) quantised, {q['bytes'] / 1e6:.2f} MB; "
              f"encoding {len(tokens)} windows + {n_prior} prior samples twice")
         m = measure_encoder_agreement(pkg, cand, tokens, n_prior, prior_seed, threads)
-        low = min(m["agreement_recon"], m["agreement_prior"])
         size = package_megabytes(pkg, info, {P.INT8_ENCODER_FILE: q["bytes"]})
-        entry = {"file": None, "sha256": None, "source_file": src, "source_sha256": info["files"][src],
-                 **{k: m.get(k) for k in ("agreement_recon", "agreement_prior", "se_recon", "se_prior",
-                                          "identical_recon", "identical_prior", "mu_rel_error")},
-                 "tracks": m["tracks"], "n_windows": m["n_windows"], "n_prior": m["n_prior"],
-                 "window_seed": window_seed, "prior_seed": prior_seed, "sources": sources,
-                 "test_windows": test_windows, "per_channel": bool(per_channel), "weight_type": "int8",
-                 "op_types": list(OP_TYPES), "lstms_quantized": q["lstms_quantized"], "bytes": q["bytes"],
-                 "package_mb": round(size, 3), "min_agreement": float(min_agreement), "usable": False,
-                 "reason": "", "pair": bool(info.get(P.SAMPLER_KEY)),
-                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        entry = new_entry(info, src, m, q["bytes"], size=size, min_agreement=min_agreement, per_channel=per_channel,
+                          window_seed=window_seed, prior_seed=prior_seed, sources=sources, test_windows=test_windows,
+                          weight_type="int8", op_types=list(OP_TYPES), lstms_quantized=q["lstms_quantized"])
         entry["wall_time_s"] = round(time.time() - t0, 1)
-        settle(pkg, info, entry, cand, low=low, size=size, min_agreement=min_agreement, max_mb=max_mb,
+        settle(pkg, info, entry, cand, size=size, min_agreement=min_agreement, max_mb=max_mb,
                key=P.INT8_ENCODER_KEY, fname=P.INT8_ENCODER_FILE, section=encoder_section, write=write)
     _log(f"{pkg.name}: encoder agreement recon {entry['agreement_recon']}, prior {entry['agreement_prior']}; "
          f"{'kept' if entry['usable'] else 'refused'} ({entry['reason']})")

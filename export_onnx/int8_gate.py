@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -97,12 +98,31 @@ def write_section(pkg: Path, info: dict, key: str, fname: str, entry: dict, card
     P.update_manifest(pkg, change, files=([fname] if entry["usable"] else []) + refreshed)
 
 
-def settle(pkg: Path, info: dict, entry: dict, candidate: Path, *, low: float, size: float, min_agreement: float,
+def new_entry(info: dict, source_file: str, measured: dict, candidate_bytes: int, *, size: float,
+              min_agreement: float, per_channel: bool, window_seed: int, prior_seed: int, sources: str,
+              test_windows: int, **details) -> dict:
+    """An int8 graph's manifest section before the verdict: the float graph it was made from, the
+    measurement (`measure_*_agreement`: agreements, their standard errors, identical shares, tracks,
+    counts; mu_rel_error for the encoder), the data, the sizes, and the graph's own `details`."""
+    keys = ("agreement_recon", "agreement_prior", "se_recon", "se_prior", "identical_recon", "identical_prior",
+            "mu_rel_error")
+    return {"file": None, "sha256": None, "source_file": source_file, "source_sha256": info["files"][source_file],
+            **{k: measured[k] for k in keys if k in measured},
+            "tracks": measured["tracks"], "n_windows": measured["n_windows"], "n_prior": measured["n_prior"],
+            "window_seed": window_seed, "prior_seed": prior_seed, "sources": sources, "test_windows": test_windows,
+            "per_channel": bool(per_channel), **details, "bytes": candidate_bytes, "package_mb": round(size, 3),
+            "min_agreement": float(min_agreement), "usable": False, "reason": "",
+            "pair": bool(info.get(P.SAMPLER_KEY)), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def settle(pkg: Path, info: dict, entry: dict, candidate: Path, *, size: float, min_agreement: float,
            max_mb: float | None, key: str, fname: str, section: Callable[[dict], str], write: bool) -> dict:
     """The gate's verdict on an int8 graph and what follows from it: `entry` gets usable, reason, file
-    and sha256 (kept when `low` >= `min_agreement` and the package stays within `max_mb`); when
+    and sha256 (kept when the lower of its two agreements is >= `min_agreement` and the package stays
+    within `max_mb`); when
     `write`, the candidate replaces `fname` in the package (or an older file is removed) and the
     manifest section `key` and the card section `section(entry)` are written. Returns `entry`."""
+    low = min(entry["agreement_recon"], entry["agreement_prior"])
     if low < min_agreement:
         entry["reason"] = f"argmax agreement {low:.4f} is below the {min_agreement:.2f} gate"
     elif max_mb is not None and size > max_mb:

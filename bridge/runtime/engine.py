@@ -41,7 +41,7 @@ from ..core.directions import direction_names, direction_vector
 from ..core.errors import Cancelled, ModelError
 from ..core.notes import Note
 from .accompany import Accompanist
-from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_graph, int8_step,
+from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_graph,
                       read_manifest, sampler_entry, verify_files)
 from .sessions import open_session, ort, pick_providers
 
@@ -216,7 +216,8 @@ class Model:
     Attributes: `info` (model.json), `name`, `kind` (melody | drums | trio), `hierarchical`, `bars`,
     `steps_per_bar`, `num_steps`, `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
     ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
-    `precision_reason`, `encoder_precision` and `encoder_precision_reason` (the same for the encoder), `sessions` (role -> onnxruntime session), `attributes` (direction names),
+    `precision_reason`, `encoder_precision` and `encoder_precision_reason` (the same for the encoder),
+    `sessions` (role -> onnxruntime session), `attributes` (direction names),
     `sampler` (the package's low-KL companion that `sample` decodes with, or None).
     Calls are serialised by a lock: one Model may be shared between threads. See docs/architecture.md.
     """
@@ -265,10 +266,10 @@ class Model:
         self.cond_size = int(dec["cond_size"])
         providers = pick_providers(provider)
         self.threads = threads
+        on = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         if step_file is not None:
             self.precision, self.precision_reason = "file", f"decoder step from {step_file}"
         else:
-            on = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
             self.precision, self.precision_reason = choose_precision(info, precision, on)
             asked = default_precision() if precision is None else precision
             level = logging.WARNING if asked == "int8" and self.precision != "int8" else logging.INFO
@@ -277,23 +278,22 @@ class Model:
         if encoder_file is not None:
             self.encoder_precision, self.encoder_precision_reason = "file", f"encoder from {encoder_file}"
         else:
-            on = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
             self.encoder_precision, self.encoder_precision_reason = choose_precision(info, precision, on, "encoder")
+        # the graph files that replace a role's float graph: a given candidate, or the int8 one chosen
+        replaced = {}
+        for role, given, chosen in (("decoder_step", step_file, self.precision),
+                                    ("encoder", encoder_file, self.encoder_precision)):
+            if given is not None:
+                replaced[role] = Path(given)
+            elif chosen == "int8":
+                replaced[role] = self.path / int8_graph(info, role)[0]["file"]
         self.sessions = {}
         for role, g in info["graphs"].items():
             if role == "conductor" and not self.hierarchical:
                 continue
             if role not in GRAPH_IO:
                 continue
-            path = self.path / g["file"]
-            if role == "decoder_step" and step_file is not None:
-                path = Path(step_file)
-            elif role == "decoder_step" and self.precision == "int8":
-                path = self.path / int8_step(info)[0]["file"]
-            elif role == "encoder" and encoder_file is not None:
-                path = Path(encoder_file)
-            elif role == "encoder" and self.encoder_precision == "int8":
-                path = self.path / int8_graph(info, "encoder")[0]["file"]
+            path = replaced.get(role, self.path / g["file"])
             self.sessions[role] = open_session(path, providers, threads)
         used = self.sessions["decoder_step"].get_providers()
         if "CUDAExecutionProvider" in providers and "CUDAExecutionProvider" not in used:
