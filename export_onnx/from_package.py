@@ -136,6 +136,10 @@ def read_package_model(package_dir) -> tuple[MusicVAE, dict]:
     """
     package_dir = Path(package_dir)
     manifest = json.loads((package_dir / "model.json").read_text())
+    arch = (manifest.get("training") or {}).get("architecture")
+    if arch is not None:
+        raise PackageReadError(f"{package_dir}: a {arch} package (export_onnx.latent_chain), not a MusicVAE "
+                               f"that `train` continues; retrain it with `train-chain`")
     config = get_config(manifest["config"])
     size = ModelSize(**{k: v for k, v in manifest["size"].items() if k != "name"})
     model = MusicVAE(config, size)

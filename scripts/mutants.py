@@ -257,6 +257,15 @@ MUTANTS = [
     Mutant("int8_encoder_batched", "the int8 encoder runs a whole batch in one call (codes depend on the batch)",
            [pytest("tests/export_onnx/test_int8_encoder.py")],
            "bridge/runtime/engine.py", 'if self.encoder_precision == "fp32":', "if True:", group="issue 20"),
+    # ---- issue 17: mel_16bar as a chain of mel_2bar codes
+    Mutant("chain_segments_as_bars", "the decode loop gives every conductor embedding one bar, not its segment",
+           [pytest("tests/export_onnx/test_latent_chain.py")],
+           "bridge/runtime/engine.py", "return segments, self.num_steps // segments",
+           "return self.bars, self.steps_per_bar", group="issue 17"),
+    Mutant("chain_codes_segment_order", "chain-codes files a window's segment codes in the wrong order",
+           [pytest("tests/export_onnx/test_latent_chain.py")],
+           "export_onnx/latent_chain/training.py", "np.concatenate(mus).reshape(shape)",
+           "np.concatenate(mus).reshape(segments, n, -1).transpose(1, 0, 2)", group="issue 17"),
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],
            "bridge/core/codecs.py", "if k < 0 or pitch >= spans[k][2]:", "if k < 0 or pitch < spans[k][2]:",

@@ -214,7 +214,8 @@ class Model:
     """A loaded model package: encode notes to latent vectors, decode latent vectors to notes.
 
     Attributes: `info` (model.json), `name`, `kind` (melody | drums | trio), `hierarchical`, `bars`,
-    `steps_per_bar`, `num_steps`, `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
+    `steps_per_bar`, `num_steps`, `segments` and `steps_per_segment` (what one conductor embedding
+    decodes: a bar, or several), `z_size`, `codec` (bridge.core.codecs.SequenceCodec), `provider`
     ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
     `precision_reason`, `encoder_precision` and `encoder_precision_reason` (the same for the encoder),
     `sessions` (role -> onnxruntime session), `attributes` (direction names),
@@ -302,6 +303,10 @@ class Model:
         self.provider = "cuda" if "CUDAExecutionProvider" in used else "cpu"
         self._check_graphs()
         self.layers_total = self._state_shape()[0]   # L: layers x core decoders, fixed in the graph
+        # a conductor emits one embedding per segment: a bar (the paper's), or several bars when the
+        # core decoder is a shorter model's (export_onnx.latent_chain: 2-bar codes for 16 bars)
+        self.segments, self.steps_per_segment = (self._segments_of_conductor() if self.hierarchical
+                                                 else (1, self.num_steps))
         # what decoder_step reads besides prev and the states: cond (format 1) or cond_proj (format 2)
         self.step_cond_name = graph_io(info)["decoder_step"][0][1]
         width = {i.name: i.shape for i in self.sessions["decoder_step"].get_inputs()}[self.step_cond_name][1]
@@ -332,6 +337,14 @@ class Model:
         if len(enc) != 3 or enc[1] != self.num_steps or enc[2] != self.input_size:
             raise ModelError(f"{self.path}: encoder input shape {enc} does not fit "
                              f"(B, {self.num_steps}, {self.input_size})")
+
+    def _segments_of_conductor(self) -> tuple[int, int]:
+        shape = {o.name: o.shape for o in self.sessions["conductor"].get_outputs()}["embeddings"]
+        segments = shape[1] if len(shape) == 3 else None
+        if not isinstance(segments, int) or segments < 1 or self.num_steps % segments:
+            raise ModelError(f"{self.path}: conductor output shape {shape} does not split "
+                             f"{self.num_steps} steps into equal segments")
+        return segments, self.num_steps // segments
 
     def _state_shape(self):
         shape = {i.name: i.shape for i in self.sessions["decoder_step"].get_inputs()}["state_c"]
@@ -566,11 +579,11 @@ class Model:
             loop.prev.fill(0.0)
             if self.hierarchical:
                 emb = self.sessions["conductor"].run(None, {"z": z})[0]            # (B, bars, emb)
-                conds = np.ascontiguousarray(emb.transpose(1, 0, 2)).reshape(self.bars * batch, -1)
-                step_conds, c_all, h_all = self._init_bars(conds)        # (bars*B, .), (L, bars*B, U) x2
+                conds = np.ascontiguousarray(emb.transpose(1, 0, 2)).reshape(self.segments * batch, -1)
+                step_conds, c_all, h_all = self._init_bars(conds)        # (S*B, .), (L, S*B, U) x2
                 bars = [(step_conds[i * batch:(i + 1) * batch], c_all[:, i * batch:(i + 1) * batch],
-                         h_all[:, i * batch:(i + 1) * batch]) for i in range(self.bars)]
-                steps = self.steps_per_bar
+                         h_all[:, i * batch:(i + 1) * batch]) for i in range(self.segments)]
+                steps = self.steps_per_segment
             else:
                 bars, steps = [self._init_bars(z)], self.num_steps
             t = 0

@@ -1,0 +1,300 @@
+"""Codes of the segments, training the chain, writing its package (export_onnx.latent_chain)."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configs import get_config
+from ..dataset import load_split
+from ..from_package import read_package_model
+from ..model import LN2, kl_divergence, vae_loss
+from .model import ARCHITECTURE, ChainSize, ChainVAE, code_nll
+
+CODES_FORMAT = "latent-chain-codes"
+CHECKPOINT = "chain.pt"
+
+
+def segment_codes(short_package, tokens: np.ndarray, segments: int, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The short package's float-encoder posterior (mu, sigma), each (N, segments, code), of every
+    window of `tokens` (N, segments * seg_steps, tracks) cut into `segments` pieces."""
+    from bridge.runtime.engine import load_model
+    model = load_model(short_package, precision="fp32")     # codes of the float encoder the package embeds
+    n = len(tokens)
+    if not n:
+        empty = np.zeros((0, segments, model.z_size), np.float32)
+        return empty, empty.copy()
+    pieces = np.asarray(tokens, dtype=np.int64).reshape(n * segments, -1, tokens.shape[-1])
+    mus, sigmas = [], []
+    for i in range(0, len(pieces), batch):
+        mu, sigma = model.encode_tokens(pieces[i:i + batch], return_sigma=True)
+        mus.append(mu)
+        sigmas.append(sigma)
+    shape = (n, segments, model.z_size)
+    return np.concatenate(mus).reshape(shape), np.concatenate(sigmas).reshape(shape)
+
+
+def write_codes(short_package, data_dir, config_name: str, out_dir, transpose=(0,), log=print) -> dict:
+    """`codes_<split>.npz` (mu, sigma, song, shift) for train / validation / test in out_dir; the
+    training split also transposed by each of `transpose` semitones (windows that leave the codec's
+    range are left out of that shift). Returns a summary (also written to codes.json)."""
+    from bridge.core.codecs import SequenceCodec
+    config = get_config(config_name)
+    short_info = json.loads((Path(short_package) / "model.json").read_text())
+    segments = config.bars // int(short_info["bars"])
+    codec = SequenceCodec.from_spec(short_info["tracks"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"format": CODES_FORMAT, "short_package": str(short_package), "short_sha256": _sha(short_package),
+               "config": config_name, "data": str(data_dir), "segments": segments, "splits": {}}
+    for split in ("train", "validation", "test"):
+        data = load_split(data_dir, split)
+        tokens, songs = np.asarray(data["tokens"]), np.asarray(data["song"])
+        shifts = transpose if split == "train" else (0,)
+        parts = []
+        for s in shifts:
+            if s == 0:
+                keep, moved = np.arange(len(tokens)), tokens
+            else:
+                rows = [(i, codec.transpose(tokens[i].astype(np.int64), s)) for i in range(len(tokens))]
+                keep = np.array([i for i, t in rows if t is not None], dtype=np.int64)
+                moved = np.stack([t for _, t in rows if t is not None]) if len(keep) else tokens[:0]
+            t0 = time.monotonic()
+            mu, sigma = segment_codes(short_package, moved, segments)
+            log(f"{split} shift {s:+d}: {len(keep)} windows encoded in {time.monotonic() - t0:.0f} s")
+            parts.append((mu, sigma, songs[keep], np.full(len(keep), s, np.int16)))
+        mu, sigma, song, shift = (np.concatenate(x) for x in zip(*parts))
+        np.savez(out / f"codes_{split}.npz", mu=mu.astype(np.float32), sigma=sigma.astype(np.float32),
+                 song=song, shift=shift)
+        summary["splits"][split] = {"windows": int(len(mu)), "shifts": list(shifts)}
+    (out / "codes.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _sha(package) -> str:
+    import hashlib
+    return hashlib.sha256((Path(package) / "model.json").read_bytes()).hexdigest()
+
+
+def _load_codes(run_dir, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    d = np.load(Path(run_dir) / f"codes_{split}.npz")
+    return torch.from_numpy(d["mu"]), torch.from_numpy(d["sigma"])
+
+
+def build_chain(short_package, config_name: str, size: ChainSize) -> ChainVAE:
+    short, _ = read_package_model(short_package)
+    torch.manual_seed(0)
+    return ChainVAE(get_config(config_name), short.eval(), size).eval()
+
+
+def evaluate_codes(model: ChainVAE, mu: torch.Tensor, sigma: torch.Tensor, floor: float, batch: int = 1024) -> dict:
+    """Posterior-mean reconstruction of the codes: NLL, KL (bits), RMS error on the dimensions the
+    short model uses (posterior sigma < 0.5)."""
+    out = {"nll": 0.0, "kl_bits": 0.0, "sq": 0.0, "used": 0}
+    with torch.no_grad():
+        for i in range(0, len(mu), batch):
+            m, s = mu[i:i + batch], sigma[i:i + batch]
+            zm, zs = model.encoder.from_codes(m)
+            pred = model.decoder.conductor(zm)
+            out["nll"] += float(code_nll(pred, m, s, floor).sum())
+            out["kl_bits"] += float(kl_divergence(zm, zs).sum()) / LN2
+            used = s < 0.5
+            out["sq"] += float(((pred - m) ** 2)[used].sum())
+            out["used"] += int(used.sum())
+    n = len(mu)
+    return {"nll": out["nll"] / n, "kl_bits": out["kl_bits"] / n,
+            "rms_used": math.sqrt(out["sq"] / max(1, out["used"])), "n": n}
+
+
+def train_chain(short_package, codes_dir, out_dir, config_name: str = "mel_16bar", size: ChainSize = ChainSize(),
+                steps: int = 4000, batch_size: int = 128, learning_rate: float = 1e-3, free_bits: float = 256.0,
+                beta: float = 0.2, floor: float = 0.1, seed: int = 0, threads: int = 1,
+                validate_every: int = 500, init_from=None, log=print) -> dict:
+    """Train the chain's encoder and conductor on the codes in `codes_dir`; writes chain.pt (the
+    trained weights and everything needed to rebuild the model) and log.jsonl into out_dir and
+    returns the best validation entry. The checkpoint kept is the one with the best validation NLL.
+    `init_from`: a train-chain run to continue (its weights and size; steps count on from its step)."""
+    torch.set_num_threads(threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    offset, wall0, history = 0, 0.0, []
+    if init_from is not None:
+        model, prev = load_chain(init_from, short_package)
+        size, offset, wall0 = ChainSize(**prev["size"]), int(prev["step"]), float(prev["wall_time"])
+        history = prev.get("history", []) + [{"steps": offset, "recipe": prev["recipe"]}]
+    else:
+        model = build_chain(short_package, config_name, size)
+    train_mu, train_sigma = _load_codes(codes_dir, "train")
+    val_mu, val_sigma = _load_codes(codes_dir, "validation")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=learning_rate)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.05, 0.5 ** (s / max(1, steps / 4))))
+    gen = torch.Generator().manual_seed(seed)
+    best, best_entry, logf = math.inf, None, open(out / "log.jsonl", "a")
+    t0 = time.monotonic()
+    try:
+        for step in range(1, steps + 1):
+            model.train()
+            idx = torch.randint(0, len(train_mu), (batch_size,), generator=gen)
+            m, s = train_mu[idx], train_sigma[idx]
+            zm, zs = model.encoder.from_codes(m)
+            z = zm + zs * torch.randn(zm.shape, generator=gen)
+            r = code_nll(model.decoder.conductor(z), m, s, floor)
+            kl = kl_divergence(zm, zs)
+            loss = vae_loss(r, kl, beta, free_bits)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            if step % validate_every == 0 or step == steps:
+                model.eval()
+                entry = {"step": offset + step, "wall_time": round(wall0 + time.monotonic() - t0, 1),
+                         "train_nll": float(r.detach().mean()), "train_kl_bits": float(kl.detach().mean()) / LN2,
+                         "lr": sched.get_last_lr()[0],
+                         "validation": evaluate_codes(model, val_mu, val_sigma, floor)}
+                logf.write(json.dumps(entry) + "\n")
+                logf.flush()
+                log(json.dumps(entry))
+                if entry["validation"]["nll"] < best:
+                    best, best_entry = entry["validation"]["nll"], entry
+                    torch.save({"format": ARCHITECTURE, "short_package": str(short_package),
+                                "short_sha256": _sha(short_package), "config": config_name,
+                                "size": asdict(size), "state": model.trained_state(), "step": offset + step,
+                                "recipe": {"batch_size": batch_size, "learning_rate": learning_rate,
+                                           "free_bits": free_bits, "beta": beta, "floor": floor, "steps": steps,
+                                           "seed": seed}, "history": history,
+                                "validation": entry["validation"], "wall_time": entry["wall_time"]},
+                               out / CHECKPOINT)
+    finally:
+        logf.close()
+    return best_entry
+
+
+def load_chain(run_dir, short_package=None) -> tuple[ChainVAE, dict]:
+    """The chain of a train-chain run (its short package by default), with the trained weights."""
+    ckpt = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
+    if ckpt.get("format") != ARCHITECTURE:
+        raise ValueError(f"{run_dir}: not a latent-chain checkpoint")
+    short_package = short_package or ckpt["short_package"]
+    if _sha(short_package) != ckpt["short_sha256"]:
+        raise ValueError(f"{short_package}: not the short package this chain was trained on (model.json changed)")
+    model = build_chain(short_package, ckpt["config"], ChainSize(**ckpt["size"]))
+    missing = set(model.trained_state()) - set(ckpt["state"])
+    if missing:
+        raise ValueError(f"{run_dir}: checkpoint lacks {sorted(missing)}")
+    with torch.no_grad():
+        named = dict(model.named_parameters())
+        for k, v in ckpt["state"].items():
+            named[k].copy_(v)
+    return model.eval(), ckpt
+
+
+def write_chain_directions(model: ChainVAE, run_dir, data_dir=None, **kwargs) -> Path:
+    """directions.json in the run (export_onnx.directions on the chain: attribute vectors and
+    principal directions for the knobs), from the validation windows of `data_dir` (default: the
+    dataset chain-codes read)."""
+    from ..directions import compute_directions
+    run = Path(run_dir)
+    data_dir = data_dir or json.loads((run / "codes.json").read_text())["data"]
+    split = "validation"
+    tokens = np.asarray(load_split(data_dir, split)["tokens"])
+    if not len(tokens):          # a small dataset may have no validation song
+        split, tokens = "train", np.asarray(load_split(data_dir, "train")["tokens"])
+    result = compute_directions(model, tokens, list(model.config.tracks), None, **kwargs)
+    result.update(config=model.config.name, data={"dir": str(data_dir), "split": split})
+    out = run / "directions.json"
+    out.write_text(json.dumps(result, indent=1, allow_nan=False))
+    return out
+
+
+def write_chain_package(run_dir, out_dir, name: str = None, weights: str = "fp16", short_package=None,
+                        data_dir=None, directions: bool = True) -> dict:
+    """Export a trained chain as a model package (graphs parity-checked against torch), with the
+    knobs' directions computed on the validation windows unless `directions` is False."""
+    from ..export import MAX_PACKAGE_MB, load_directions, write_package
+    model, ckpt = load_chain(run_dir, short_package)
+    attributes, dirs = ({}, [])
+    if directions:
+        attributes, dirs = load_directions(write_chain_directions(model, run_dir, data_dir), model.z_size)
+    short_info = json.loads((Path(ckpt["short_package"] if short_package is None else short_package)
+                             / "model.json").read_text())
+    training = {"architecture": ARCHITECTURE, "config": ckpt["config"], "step": ckpt["step"],
+                "wall_time": ckpt["wall_time"], "recipe": ckpt["recipe"], "size": ckpt["size"],
+                "short_model": {"name": short_info["name"], "model_json_sha256": ckpt["short_sha256"],
+                                "training": short_info.get("training", {}).get("history", [])},
+                "run": Path(run_dir).name}
+    metrics = {"source": "train-chain validation (codes)", **ckpt["validation"]}
+    card = write_chain_card(run_dir)
+    return write_package(model, out_dir, name=name, weights=weights, training=training, metrics=metrics,
+                         attributes=attributes, directions=dirs, max_mb=MAX_PACKAGE_MB,
+                         extra_files={"MODEL_CARD.md": card})
+
+
+def write_chain_card(run_dir, notes: str = "") -> Path:
+    """MODEL_CARD.md for a train-chain run: what the model is, what it was trained on, the recipe and
+    the validation curve (the audit adds its own section to the package's copy)."""
+    run = Path(run_dir)
+    ckpt = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
+    codes = json.loads((run / "codes.json").read_text())
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    short = json.loads((Path(ckpt["short_package"]) / "model.json").read_text())
+    r, size, splits = ckpt["recipe"], ckpt["size"], codes["splits"]
+    lines = [
+        f"# {ckpt['config']} (a chain of {short['name']} codes)", "",
+        f"A {get_config(ckpt['config']).bars}-bar melody VAE over the latent codes of the shipped `{short['name']}` "
+        f"package (export_onnx.latent_chain): its encoder reads `{short['name']}`'s posterior mean of each "
+        f"{short['bars']}-bar segment and summarises the {codes['segments']} codes with a BiLSTM "
+        f"({size['enc_units']} units per direction) into z ({size['z_size']} dimensions); its conductor "
+        f"(a {size['cond_layers']}-layer LSTM of {size['cond_units']} units and a linear map) turns z into one "
+        f"`{short['name']}` code per segment, and `{short['name']}`'s decoder, frozen, writes the notes.", "",
+        "## Data", "",
+        f"- `pop909`: the 16-bar melody windows of the `{ckpt['config']}` dataset, split by song: "
+        f"{splits['train']['windows']:,} training windows (transpositions {splits['train']['shifts']}), "
+        f"{splits['validation']['windows']:,} validation, {splits['test']['windows']:,} test.",
+        f"- `{short['name']}` (frozen) was trained on its own data; its card says which. Its model.json "
+        f"sha256: `{codes['short_sha256'][:16]}…`.", "",
+        "## Training", "",
+        f"{ckpt['step']:,} steps of batch {r['batch_size']} on the codes (Adam, lr {r['learning_rate']:g} halving "
+        f"every {r['steps'] // 4:,} steps, {r['free_bits']:g} free bits, beta {r['beta']:g}, likelihood floor "
+        f"{r['floor']:g}), {ckpt['wall_time'] / 60:.0f} min on one CPU thread; the checkpoint with the best "
+        f"validation likelihood." + "".join(
+            f" Continued from a run of {h['steps']:,} steps (lr {h['recipe']['learning_rate']:g}, "
+            f"{h['recipe']['free_bits']:g} free bits)." for h in ckpt.get("history", [])), "",
+        "| step | validation NLL (nats / window) | KL (bits) | code RMS error (used dims) |",
+        "|---|---|---|---|",
+    ]
+    for e in log:
+        v = e["validation"]
+        lines.append(f"| {e['step']:,} | {v['nll']:.0f} | {v['kl_bits']:.0f} | {v['rms_used']:.3f} |")
+    plot_chain_curve(log, run / "curve.png")
+    lines += ["", "![validation curve](curve.png)"]
+    if notes:
+        lines += ["", notes]
+    out = run / "MODEL_CARD.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def plot_chain_curve(log: list[dict], out: Path) -> None:
+    """Validation NLL of the codes and their RMS error against step (the card's curve.png)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    steps = [e["step"] for e in log]
+    ax1.plot(steps, [e["validation"]["nll"] for e in log], marker=".", color="#d62728")
+    ax2.plot(steps, [e["validation"]["rms_used"] for e in log], marker=".")
+    ax1.set_title("validation NLL of the segment codes (nats)", fontsize=9)
+    ax2.set_title("code RMS error (dimensions the 2-bar model uses)", fontsize=9)
+    for ax in (ax1, ax2):
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(str(out), format="png")
