@@ -16,6 +16,7 @@ import numpy as np
 
 from bridge.cli.bench import example_notes
 from bridge.daemon.client import BridgeClient, ErrorReply, spawn_server
+from bridge.runtime.engine import load_model
 
 PERCENTILES = (50, 95, 99)
 BATCHES = (1, 8, 64)
@@ -42,6 +43,34 @@ def timed_loop(fn, iterations: int, warmup: int, budget_s: float, min_n: int = 5
     end = time.monotonic() + budget_s
     while len(out) < iterations and (len(out) < min_n or time.monotonic() < end):
         out.append(fn())
+    return out
+
+
+def interleaved(remote, local, iterations: int, warmup: int, budget_s: float, min_n: int = 5
+                ) -> tuple[list[float], list[float]]:
+    """Seconds of `remote()` (a round trip; returns its own elapsed time) and of `local()` (the same op
+    in this process), alternated call by call so that both see the same load: their ratio is the
+    daemon's overhead (transport, JSON, scheduling) measured in one run, not minutes apart."""
+    for _ in range(warmup):
+        remote()
+        local()
+    rs: list[float] = []
+    ls: list[float] = []
+    end = time.monotonic() + budget_s
+    while len(rs) < iterations and (len(rs) < min_n or time.monotonic() < end):
+        rs.append(remote())
+        t0 = time.perf_counter()
+        local()
+        ls.append(time.perf_counter() - t0)
+    return rs, ls
+
+
+def with_inprocess(remote_s: list[float], local_s: list[float]) -> dict:
+    """summarize(remote) plus the interleaved in-process p50 and the daemon / in-process ratio."""
+    out = summarize(remote_s)
+    local = summarize(local_s)["p50_ms"]
+    out["inprocess_p50_ms"] = local
+    out["daemon_over_inprocess"] = round(out["p50_ms"] / local, 3) if local else None
     return out
 
 
@@ -164,11 +193,18 @@ def bench_daemon(stage_dir, packages, provider: str, iterations: int, warmup: in
                 def rq(op, **fields):
                     return c.request(op, model=p.name, **fields).elapsed
 
-                res["ops"]["encode"] = summarize(timed_loop(lambda: rq("encode", notes=a), iterations, warmup, budget_s))
-                res["ops"]["sample"] = summarize(timed_loop(
-                    lambda: rq("sample", n=1, temperature=0.5, seed=next(k)), iterations, warmup, budget_s))
-                res["ops"]["interpolate8"] = summarize(timed_loop(
-                    lambda: rq("interpolate", a=a, b=b, steps=8), iterations, warmup, budget_s))
+                # the same ops in this process, alternated with the round trips (the overhead ratio)
+                local = load_model(p.path, provider=provider, threads=1)
+                na, nb = example_notes(local)
+                res["ops"]["encode"] = with_inprocess(*interleaved(
+                    lambda: rq("encode", notes=a), lambda: local.encode([na]), iterations, warmup, budget_s))
+                res["ops"]["sample"] = with_inprocess(*interleaved(
+                    lambda: rq("sample", n=1, temperature=0.5, seed=1), lambda: local.sample(1, 0.5, seed=1),
+                    iterations, warmup, budget_s))
+                res["ops"]["interpolate8"] = with_inprocess(*interleaved(
+                    lambda: rq("interpolate", a=a, b=b, steps=8), lambda: local.interpolate(na, nb, steps=8),
+                    iterations, warmup, budget_s))
+                del local
                 rq("encode", notes=a)            # the latent the knob moves from
                 knob = _Knob(c, p.name, 0)
                 pairs: list[tuple[float, float]] = []

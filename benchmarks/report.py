@@ -17,6 +17,12 @@ TARGETS = (
      "sample", "p50_ms", 10.0),
     ("knob", "knob -> sequence (2-bar), p50", lambda p: p["bars"] == 2, "knob", "p50_ms", 10.0),
 )
+# (id, what, applies, op, key, limit): ratios of one run, not times; the daemon's overhead over the same op
+# in the benchmark's process, the two alternated call by call (benchmarks.daemon.interleaved)
+RATIO_TARGETS = (
+    ("overhead", "daemon / in-process, interpolate 8 (interleaved)", lambda p: True, "interpolate8",
+     "daemon_over_inprocess", 1.15),
+)
 # peers on identical weights (benchmarks.peers): at least this many times faster, per op
 PEER_TARGETS = {"torch_over_ours": 5.0, "magenta_js_over_ours": 50.0}
 
@@ -36,8 +42,14 @@ def evaluate_targets(report: dict) -> list[dict]:
                     continue
                 v = res["ops"].get(op, {}).get(stat)
                 out.append({"target": tid, "what": what, "model": name, "provider": run["provider"],
-                            "op": op, "stat": stat, "limit_ms": limit, "measured_ms": v,
+                            "op": op, "stat": stat, "unit": "ms", "limit": limit, "measured": v,
                             "met": v is not None and v <= limit})
+            for tid, what, applies, op, key, limit in RATIO_TARGETS:
+                if applies(p):
+                    v = res["ops"].get(op, {}).get(key)
+                    out.append({"target": tid, "what": what, "model": name, "provider": run["provider"],
+                                "op": op, "stat": key, "unit": "x", "limit": limit, "measured": v,
+                                "met": v is not None and v <= limit})
     return out
 
 
@@ -89,33 +101,38 @@ def markdown(report: dict) -> str:
     L.append("| target | model | measured | limit | met |")
     L.append("|---|---|---|---|---|")
     for t in report["targets"]:
-        L.append(f"| {t['what']} | {t['model']} | {_f(t['measured_ms'])} ms | {t['limit_ms']:g} ms | "
+        unit = " ms" if t["unit"] == "ms" else "×"
+        L.append(f"| {t['what']} | {t['model']} | {_f(t['measured'])}{unit} | {t['limit']:g}{unit} | "
                  f"{'yes' if t['met'] else '**no**'} |")
     L.append("")
     L.append("### Round trips (ms)")
     L.append("")
     L.append("Client-side time from the request datagram to the terminal reply, through a real daemon "
              "(`knob`: to the pattern's `/bridge/seq`). In-process columns: the same op called directly "
-             "(onnxruntime through `bridge.runtime.engine`, torch eager from `export_onnx`), one thread; `knob` "
-             "compares with one `decode`.")
+             "(onnxruntime through `bridge.runtime.engine`, torch eager from `export_onnx`), one thread, measured "
+             "after the daemon run; `knob` compares with one `decode`. Interleaved: the same op in the benchmark's "
+             "process alternated call by call with the round trips (same load), and the daemon / in-process ratio "
+             "of their p50s: the daemon's own overhead.")
     L.append("")
-    L.append("| model | provider | op | p50 | p95 | p99 | n | ORT in-process p50 | torch eager p50 | torch / ORT | torch / daemon |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| model | provider | op | p50 | p95 | p99 | n | interleaved in-process p50 | daemon / in-process "
+             "| ORT in-process p50 | torch eager p50 | torch / ORT | torch / daemon |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in report["runs"]:
         ping = run.get("ping") or {}
         if ping:
             L.append(f"| – | {run['provider']} | ping | {_f(ping['p50_ms'])} | {_f(ping['p95_ms'])} | "
-                     f"{_f(ping['p99_ms'])} | {ping['n']} | | | | |")
+                     f"{_f(ping['p99_ms'])} | {ping['n']} | | | | | | |")
         for name, res in run["models"].items():
             if "ops" not in res:
-                L.append(f"| {name} | {run['provider']} | – | {res.get('error')} | | | | | | | |")
+                L.append(f"| {name} | {run['provider']} | – | {res.get('error')} | | | | | | | | | |")
                 continue
             rat = res.get("ratios", {})
             for op in ("encode", "sample", "interpolate8", "knob"):
                 s = res["ops"][op]
                 r = rat.get(op, {})
                 L.append(f"| {name} | {run['provider']} | {op} | {_f(s.get('p50_ms'))} | {_f(s.get('p95_ms'))} | "
-                         f"{_f(s.get('p99_ms'))} | {s.get('n')} | {_f(r.get('ort_p50_ms'))} | "
+                         f"{_f(s.get('p99_ms'))} | {s.get('n')} | {_f(s.get('inprocess_p50_ms'))} | "
+                         f"{_f(s.get('daemon_over_inprocess'), 3)} | {_f(r.get('ort_p50_ms'))} | "
                          f"{_f(r.get('torch_p50_ms'))} | {_f(r.get('torch_over_ort'))} | "
                          f"{_f(r.get('torch_over_daemon'))} |")
     L.append("")

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     rep["duration_s"] = round(time.monotonic() - t0, 1)
     rep["targets"] = report.evaluate_targets(rep)
     for t in rep["targets"]:
-        log(f"target {t['what']:<34} {t['model']:<14} {t['measured_ms']} ms (limit {t['limit_ms']:g}) "
+        log(f"target {t['what']:<34} {t['model']:<14} {t['measured']} {t['unit']} (limit {t['limit']:g}) "
             f"{'met' if t['met'] else 'MISSED'}")
     if not rep["load"]["quiet"]:
         log(f"note: the machine was loaded (1-min load mean {rep['load']['mean_1min']} on "

@@ -257,6 +257,9 @@ MUTANTS = [
     Mutant("int8_encoder_batched", "the int8 encoder runs a whole batch in one call (codes depend on the batch)",
            [pytest("tests/export_onnx/test_int8_encoder.py")],
            "bridge/runtime/engine.py", 'if self.encoder_precision == "fp32":', "if True:", group="issue 20"),
+    Mutant("bench_interleaved_skips_local", "the benchmark's interleaved in-process op is not run",
+           [pytest("tests/benchmarks/test_benchmarks_runner.py")],
+           "benchmarks/daemon.py", "        local()\n        ls.append(", "        ls.append(", group="issue 20"),
     # ---- issue 17: mel_16bar as a chain of mel_2bar codes
     Mutant("chain_segments_as_bars", "the decode loop gives every conductor embedding one bar, not its segment",
            [pytest("tests/export_onnx/test_latent_chain.py")],

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..configs import ModelConfig, ModelSize
 from ..lstm import BidirectionalLSTM, Dense, StackedLSTM
-from ..model import DecoderBase, LstmCoreDecoder, SplitCores, initial_state, one_hot
+from ..model import DecoderBase, LstmCoreDecoder, SplitCores, initial_state, one_hot, sample_mask
 
 ARCHITECTURE = "latent_chain"
 
@@ -79,6 +79,17 @@ class ChainDecoder(SplitCores, DecoderBase):
         out, _, _ = self.conductor_lstm(z.new_zeros(z.shape[0], self.bars, 1), c, h)
         return self.code_projection(out)
 
+    def forward(self, z: torch.Tensor, targets: torch.Tensor, sampling_probability: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, steps, input), segments in parallel; a segment's first input is
+        the previous segment's last token, as the runtime's decode loop carries it."""
+        b = z.shape[0]
+        codes = self.conductor(z).reshape(b * self.bars, self.emb_size)
+        inputs = self.training_inputs(targets, generator).reshape(b * self.bars, self.steps_per_bar, self.input_size)
+        mask = sample_mask(b * self.bars, self.steps_per_bar, sampling_probability, generator)
+        logits = self.cores[0].teacher_forced(inputs, codes, mask, generator, self.sampling_method)
+        return logits.reshape(b, self.num_steps, self.input_size)
+
 
 class ChainVAE(nn.Module):
     """What export_onnx.export.write_package needs of a model (config, size, encoder, decoder,
@@ -120,7 +131,15 @@ class ChainVAE(nn.Module):
     def one_hot(self, tokens: torch.Tensor) -> torch.Tensor:
         return one_hot(torch.as_tensor(tokens), self.num_classes)
 
-    # what export_onnx.directions needs of a model
+    def forward(self, tokens: torch.Tensor, sampling_probability: float = 0.0,
+                generator: torch.Generator | None = None, sample_z: bool = True):
+        """As MusicVAE.forward: tokens -> (teacher-forced logits, mu, sigma) (export_onnx.evaluate)."""
+        x = self.one_hot(tokens)
+        mu, sigma = self.encoder(x)
+        z = mu + sigma * torch.randn(mu.shape, generator=generator) if sample_z else mu
+        return self.decoder(z, x, sampling_probability, generator), mu, sigma
+
+    # what export_onnx.directions and evaluate need of a model
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(self.one_hot(tokens))

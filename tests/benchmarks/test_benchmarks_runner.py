@@ -30,17 +30,22 @@ def test_quick_run_writes_json_and_markdown(tiny_models_dir, tmp_path):
         s = res["ops"][op]
         assert s["n"] >= 5 and 0 < s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"], (op, s)
     assert res["ops"]["knob"]["p50_ms"] <= res["ops"]["knob_done"]["p50_ms"]
+    ort = res["inprocess"]["ort"]["ops"]
+    for op in ("encode", "sample", "interpolate8"):    # the same op in process, alternated with the round trips
+        s = res["ops"][op]
+        assert s["inprocess_p50_ms"] > 0.3 * ort[op]["p50_ms"], (op, s, ort[op])   # it ran the op
+        assert s["daemon_over_inprocess"] == round(s["p50_ms"] / s["inprocess_p50_ms"], 3)
     assert sorted(res["batch"], key=int) == ["1", "8", "64"]
     morph = res["morph"]["174"]
     assert morph["slots"] >= 1 and morph["all_in_time"] and 0 < morph["min_bars"] <= 1.0
-    ort = res["inprocess"]["ort"]["ops"]
     assert all(ort[op]["p50_ms"] > 0 for op in ("encode", "decode", "sample", "interpolate8"))
     assert rep["settings"]["torch"] == inprocess.torch_available()
     if rep["settings"]["torch"]:
         assert res["ratios"]["interpolate8"]["torch_over_ort"] > 0
         assert res["ratios"]["sample_batch64"]["torch_p50_ms"] > 0
     targets = {(t["target"], t["model"]) for t in rep["targets"]}
-    assert targets == {("interp_p50", "mel_2bar"), ("interp_p99", "mel_2bar"), ("knob", "mel_2bar")}
+    assert targets == {("interp_p50", "mel_2bar"), ("interp_p99", "mel_2bar"), ("knob", "mel_2bar"),
+                       ("overhead", "mel_2bar")}
     md = out_md.read_text()
     assert md.startswith("# Performance\n\nHand-written notes stay.")
     assert report.BEGIN in md and report.END in md

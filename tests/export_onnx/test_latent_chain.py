@@ -70,6 +70,11 @@ def test_package_decodes_one_code_per_two_bars_like_torch(chain, tmp_path):
     info = write_chain_package(run, tmp_path / "mel_16bar", weights="fp32")
     assert info["training"]["architecture"] == "latent_chain"
     assert info["directions"], "the knobs need directions"
+    assert {"MODEL_CARD.md", "metrics.json", "training_config.json"} <= set(info["files"])
+    test = json.loads((tmp_path / "mel_16bar" / "metrics.json").read_text())["splits"]["test"]
+    assert 0.0 < test["reconstruction_accuracy"]["mean"] <= 1.0 and test["n"] > 0
+    card = (tmp_path / "mel_16bar" / "MODEL_CARD.md").read_text()
+    assert "# mel_16bar — model card" in card and "## Metrics" in card and "## Known weaknesses" in card
     assert info["graphs"]["conductor"]["outputs"]["embeddings"] == ["B", 8, info["conductor"]["emb_size"]]
     model = load_model(tmp_path / "mel_16bar")
     assert (model.bars, model.segments, model.steps_per_segment) == (16, 8, 32)
