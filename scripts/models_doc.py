@@ -63,7 +63,7 @@ def flat_vs_hierarchical() -> str:
         f"| {fmt(r['reconstruction_accuracy'])} | {fmt(r['kl_bits'], 0)} |"
         for k, r in (("hierarchical, token level (`mel_16bar` until stop 17)", c["hierarchical"]),
                      ("flat (`mel_16bar_flat`)", c["flat"]))
-        + ([("hierarchical over mel_2bar codes (`mel_16bar`, shipped)", c["chain"])] if c.get("chain") else []))
+        + ((("hierarchical over mel_2bar codes (`mel_16bar`, shipped)", c["chain"]),) if c.get("chain") else ()))
     h, f = c["hierarchical"], c["flat"]
     gap = h["reconstruction_accuracy"] - f["reconstruction_accuracy"]
     verdict = (f"At this step the two reconstruct equally well (within {abs(gap):.3f}). " if abs(gap) < 0.005 else
