@@ -33,7 +33,8 @@ def test_quick_run_writes_json_and_markdown(tiny_models_dir, tmp_path):
     ort = res["inprocess"]["ort"]["ops"]
     for op in ("encode", "sample", "interpolate8"):    # the same op in process, alternated with the round trips
         s = res["ops"][op]
-        assert s["inprocess_p50_ms"] > 0.3 * ort[op]["p50_ms"], (op, s, ort[op])   # it ran the op
+        # it ran the op: an empty call takes ~0.3 us; the op is a model call of at least ~0.1 ms (load only adds)
+        assert s["inprocess_p50_ms"] > 0.02 and s["daemon_over_inprocess"] < 100, (op, s)
         assert s["daemon_over_inprocess"] == round(s["p50_ms"] / s["inprocess_p50_ms"], 3)
     assert sorted(res["batch"], key=int) == ["1", "8", "64"]
     morph = res["morph"]["174"]
