@@ -16,8 +16,11 @@ from .model import MusicVAE
 
 
 def model_from_info(info: dict, seed: int = 0) -> MusicVAE:
-    size = {k: v for k, v in info["size"].items() if k != "name"}
     torch.manual_seed(seed)
+    if (info.get("training") or {}).get("architecture") == "latent_chain":
+        from .latent_chain.model import chain_from_info
+        return chain_from_info(info).eval()
+    size = {k: v for k, v in info["size"].items() if k != "name"}
     return MusicVAE(get_config(info["config"]), ModelSize(**size)).eval()
 
 

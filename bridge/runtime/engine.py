@@ -578,7 +578,7 @@ class Model:
             loop = self._loop(batch)
             loop.prev.fill(0.0)
             if self.hierarchical:
-                emb = self.sessions["conductor"].run(None, {"z": z})[0]            # (B, bars, emb)
+                emb = self.sessions["conductor"].run(None, {"z": z})[0]            # (B, segments, emb)
                 conds = np.ascontiguousarray(emb.transpose(1, 0, 2)).reshape(self.segments * batch, -1)
                 step_conds, c_all, h_all = self._init_bars(conds)        # (S*B, .), (L, S*B, U) x2
                 bars = [(step_conds[i * batch:(i + 1) * batch], c_all[:, i * batch:(i + 1) * batch],

@@ -148,6 +148,24 @@ class ChainVAE(nn.Module):
     def decode_argmax(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder.decode(z, 0.0)[0]
 
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None):
+        return self.decoder.decode(z, temperature, generator)[0]
+
+
+def chain_from_info(info: dict) -> ChainVAE:
+    """A random-weight chain of a chain package's sizes (model.json: `size`, `training.short_model`),
+    e.g. for torch-eager timings (export_onnx.bench_torch)."""
+    from ..configs import get_config
+    from ..model import MusicVAE
+    s, short = info["size"], info["training"]["short_model"]
+    short_model = MusicVAE(get_config(short.get("config", short["name"])),
+                           ModelSize(enc_units=s["bar_enc_units"], dec_units=s["dec_units"],
+                                     dec_layers=s["dec_layers"], z_size=s["emb_size"]))
+    size = ChainSize(z_size=s["z_size"], enc_units=s["enc_units"], cond_units=s["cond_units"],
+                     cond_layers=s["cond_layers"])
+    return ChainVAE(get_config(info["config"]), short_model, size)
+
 
 def code_nll(pred: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, floor: float) -> torch.Tensor:
     """Negative log-likelihood (nats, constants dropped) of the target codes `mu` (B, S, C) under

@@ -252,7 +252,8 @@ def write_chain_package(run_dir, out_dir, name: str = None, weights: str = "fp16
                              / "model.json").read_text())
     training = {"architecture": ARCHITECTURE, "config": ckpt["config"], "step": ckpt["step"],
                 "wall_time": ckpt["wall_time"], "recipe": ckpt["recipe"], "size": ckpt["size"],
-                "short_model": {"name": short_info["name"], "model_json_sha256": ckpt["short_sha256"],
+                "short_model": {"name": short_info["name"], "config": short_info["config"],
+                                "model_json_sha256": ckpt["short_sha256"],
                                 "training": short_info.get("training", {}).get("history", [])},
                 "run": Path(run_dir).name}
     run = Path(run_dir)

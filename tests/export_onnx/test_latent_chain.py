@@ -107,3 +107,14 @@ def test_a_chain_of_a_foreign_short_package_is_refused(chain, tmp_path, tiny_mod
     _, _, run, _ = chain
     with pytest.raises(ValueError, match="not the short package"):
         load_chain(run, short_package=tiny_models_dir / "drums_2bar")
+
+
+def test_torch_eager_timings_build_a_chain_of_the_package_sizes(chain, tmp_path):
+    from export_onnx.bench_torch import bench_ops, model_from_info
+    _, _, run, _ = chain
+    info = write_chain_package(run, tmp_path / "pkg", weights="fp32", directions=False)
+    model = model_from_info(info)
+    assert model.decoder.bars == 8 and model.z_size == SIZE.z_size
+    assert model.decoder.conductor(torch.zeros(1, SIZE.z_size)).shape == (1, 8, info["conductor"]["emb_size"])
+    times = bench_ops(info, repeats=1, warmup=0)
+    assert set(times) == {"encode", "decode", "sample", "interpolate8"} and all(t[0] > 0 for t in times.values())
