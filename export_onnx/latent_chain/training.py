@@ -293,11 +293,12 @@ def write_chain_card(run_dir, notes: str = "") -> Path:
         f"- `{short['name']}` (frozen) was trained on its own data; its card says which. Its model.json "
         f"sha256: `{codes['short_sha256'][:16]}…`.", "",
         "## Training", "",
-        f"{ckpt['step']:,} steps of batch {r['batch_size']} on the codes (Adam, lr {r['learning_rate']:g} halving "
+        (f"The last {ckpt['step'] - ckpt['history'][-1]['steps']:,} of " if ckpt.get("history") else "")
+        + f"{ckpt['step']:,} steps of batch {r['batch_size']} on the codes (Adam, lr {r['learning_rate']:g} halving "
         f"every {r['steps'] // 4:,} steps, {r['free_bits']:g} free bits, beta {r['beta']:g}, likelihood floor "
-        f"{r['floor']:g}), {ckpt['wall_time'] / 60:.0f} min on one CPU thread; the checkpoint with the best "
+        f"{r['floor']:g}), {ckpt['wall_time'] / 60:.0f} min in all on one CPU thread; the checkpoint with the best "
         f"validation likelihood." + "".join(
-            f" Continued from a run of {h['steps']:,} steps (lr {h['recipe']['learning_rate']:g}, "
+            f" Before: a run to step {h['steps']:,} (lr {h['recipe']['learning_rate']:g}, beta {h['recipe']['beta']:g}, "
             f"{h['recipe']['free_bits']:g} free bits)." for h in ckpt.get("history", [])), "",
         "| step | validation NLL (nats / window) | KL (bits) | code RMS error (used dims) |",
         "|---|---|---|---|",
