@@ -51,18 +51,17 @@ def interleaved(remote, local, iterations: int, warmup: int, budget_s: float, mi
     """Seconds of `remote()` (a round trip; returns its own elapsed time) and of `local()` (the same op
     in this process), alternated call by call so that both see the same load: their ratio is the
     daemon's overhead (transport, JSON, scheduling) measured in one run, not minutes apart."""
-    for _ in range(warmup):
-        remote()
-        local()
-    rs: list[float] = []
     ls: list[float] = []
-    end = time.monotonic() + budget_s
-    while len(rs) < iterations and (len(rs) < min_n or time.monotonic() < end):
-        rs.append(remote())
+
+    def both() -> float:
+        r = remote()
         t0 = time.perf_counter()
         local()
         ls.append(time.perf_counter() - t0)
-    return rs, ls
+        return r
+
+    rs = timed_loop(both, iterations, warmup, budget_s, min_n)
+    return rs, ls[warmup:]
 
 
 def with_inprocess(remote_s: list[float], local_s: list[float]) -> dict:
@@ -204,7 +203,6 @@ def bench_daemon(stage_dir, packages, provider: str, iterations: int, warmup: in
                 res["ops"]["interpolate8"] = with_inprocess(*interleaved(
                     lambda: rq("interpolate", a=a, b=b, steps=8), lambda: local.interpolate(na, nb, steps=8),
                     iterations, warmup, budget_s))
-                del local
                 rq("encode", notes=a)            # the latent the knob moves from
                 knob = _Knob(c, p.name, 0)
                 pairs: list[tuple[float, float]] = []

@@ -201,15 +201,20 @@ def compute_directions(model, tokens: np.ndarray, tracks, beat_type: np.ndarray 
     }
 
 
-def write_directions(run_dir, data_dir, split: str = "validation", out=None, **kwargs) -> Path:
+def write_directions(run_dir, data_dir, split: str = "validation", out=None, model=None, **kwargs) -> Path:
+    """directions.json for the run's checkpoint (or for `model`, e.g. a latent chain) on `split` of
+    `data_dir`; the training split when that split is missing or empty."""
     from .dataset import load_split
     from .model import load_checkpoint
-    model, info = load_checkpoint(run_dir)
+    if model is None:
+        model, _ = load_checkpoint(run_dir)
     try:
         data = load_split(data_dir, split)
     except FileNotFoundError:
         if split == "train":
             raise
+        data = None
+    if split != "train" and (data is None or not len(data["tokens"])):   # a small set may have no such song
         data = load_split(data_dir, "train")
         split = "train"
     tokens = data["tokens"]

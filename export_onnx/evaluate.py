@@ -138,6 +138,14 @@ def plot(model: MusicVAE, tokens: np.ndarray, path: Path, n_recon: int = 3, n_in
     plt.close(fig)
 
 
+def seeded_sample(tokens: np.ndarray, max_examples: int | None) -> np.ndarray:
+    """At most `max_examples` windows, a seeded sample across the whole split in split order (its
+    first windows would be a handful of songs)."""
+    if not max_examples or max_examples >= len(tokens):
+        return tokens
+    return tokens[np.sort(np.random.default_rng(0).choice(len(tokens), max_examples, replace=False))]
+
+
 def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best", max_examples: int | None = None,
                  batch_size: int = 128, plot_png: bool = True, device: str | None = None) -> dict:
     run_dir = Path(run_dir)
@@ -152,9 +160,7 @@ def evaluate_run(run_dir, split: str = "test", data_dir=None, which: str = "best
     from .dataset import load_split
     tokens = np.asarray(load_split(data_dir, split)["tokens"])
     available = len(tokens)
-    if max_examples and max_examples < available:
-        # a seeded sample across the whole split: its first windows would be a handful of songs
-        tokens = tokens[np.sort(np.random.default_rng(0).choice(available, max_examples, replace=False))]
+    tokens = seeded_sample(tokens, max_examples)
     metrics = evaluate_tokens(model, tokens, batch_size, device)
     metrics.update({"windows_in_split": available, "config": model.config.name, "size": info.get("size_name"),
                     "params": sum(p.numel() for p in model.parameters()), "split": split, "data": str(data_dir), "checkpoint": ckpt.name, "step": info.get("step"),

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bridge.runtime.package import sha256_file
+
 from ..configs import get_config
 from ..dataset import load_split
 from ..from_package import read_package_model
@@ -20,11 +22,10 @@ CODES_FORMAT = "latent-chain-codes"
 CHECKPOINT = "chain.pt"
 
 
-def segment_codes(short_package, tokens: np.ndarray, segments: int, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """The short package's float-encoder posterior (mu, sigma), each (N, segments, code), of every
-    window of `tokens` (N, segments * seg_steps, tracks) cut into `segments` pieces."""
-    from bridge.runtime.engine import load_model
-    model = load_model(short_package, precision="fp32")     # codes of the float encoder the package embeds
+def segment_codes(model, tokens: np.ndarray, segments: int, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The short model's (a bridge Model, loaded with precision="fp32": the float encoder the chain
+    package embeds) posterior (mu, sigma), each (N, segments, code), of every window of `tokens`
+    (N, segments * seg_steps, tracks) cut into `segments` pieces."""
     n = len(tokens)
     if not n:
         empty = np.zeros((0, segments, model.z_size), np.float32)
@@ -43,11 +44,10 @@ def write_codes(short_package, data_dir, config_name: str, out_dir, transpose=(0
     """`codes_<split>.npz` (mu, sigma, song, shift) for train / validation / test in out_dir; the
     training split also transposed by each of `transpose` semitones (windows that leave the codec's
     range are left out of that shift). Returns a summary (also written to codes.json)."""
-    from bridge.core.codecs import SequenceCodec
+    from bridge.runtime.engine import load_model
     config = get_config(config_name)
-    short_info = json.loads((Path(short_package) / "model.json").read_text())
-    segments = config.bars // int(short_info["bars"])
-    codec = SequenceCodec.from_spec(short_info["tracks"])
+    short = load_model(short_package, precision="fp32")
+    segments, codec = config.bars // short.bars, short.codec
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {"format": CODES_FORMAT, "short_package": str(short_package), "short_sha256": _sha(short_package),
@@ -65,7 +65,7 @@ def write_codes(short_package, data_dir, config_name: str, out_dir, transpose=(0
                 keep = np.array([i for i, t in rows if t is not None], dtype=np.int64)
                 moved = np.stack([t for _, t in rows if t is not None]) if len(keep) else tokens[:0]
             t0 = time.monotonic()
-            mu, sigma = segment_codes(short_package, moved, segments)
+            mu, sigma = segment_codes(short, moved, segments)
             log(f"{split} shift {s:+d}: {len(keep)} windows encoded in {time.monotonic() - t0:.0f} s")
             parts.append((mu, sigma, songs[keep], np.full(len(keep), s, np.int16)))
         mu, sigma, song, shift = (np.concatenate(x) for x in zip(*parts))
@@ -77,8 +77,7 @@ def write_codes(short_package, data_dir, config_name: str, out_dir, transpose=(0
 
 
 def _sha(package) -> str:
-    import hashlib
-    return hashlib.sha256((Path(package) / "model.json").read_bytes()).hexdigest()
+    return sha256_file(Path(package) / "model.json")
 
 
 def _load_codes(run_dir, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,25 +198,16 @@ def write_chain_directions(model: ChainVAE, run_dir, data_dir=None, **kwargs) ->
     """directions.json in the run (export_onnx.directions on the chain: attribute vectors and
     principal directions for the knobs), from the validation windows of `data_dir` (default: the
     dataset chain-codes read)."""
-    from ..directions import compute_directions
-    run = Path(run_dir)
-    data_dir = data_dir or json.loads((run / "codes.json").read_text())["data"]
-    split = "validation"
-    tokens = np.asarray(load_split(data_dir, split)["tokens"])
-    if not len(tokens):          # a small dataset may have no validation song
-        split, tokens = "train", np.asarray(load_split(data_dir, "train")["tokens"])
-    result = compute_directions(model, tokens, list(model.config.tracks), None, **kwargs)
-    result.update(config=model.config.name, data={"dir": str(data_dir), "split": split})
-    out = run / "directions.json"
-    out.write_text(json.dumps(result, indent=1, allow_nan=False))
-    return out
+    from ..directions import write_directions
+    data_dir = data_dir or json.loads((Path(run_dir) / "codes.json").read_text())["data"]
+    return write_directions(run_dir, data_dir, model=model, **kwargs)
 
 
 def write_chain_metrics(model: ChainVAE, run_dir, data_dir=None, max_examples: int = 256) -> Path:
     """metrics.json in the run, as `evaluate` writes it for a MusicVAE (per split: teacher-forced and
     argmax reconstruction accuracy from the posterior mean, KL bits) on a seeded sample of the
     validation and test windows."""
-    from ..evaluate import evaluate_tokens, write_metrics
+    from ..evaluate import evaluate_tokens, seeded_sample, write_metrics
     run = Path(run_dir)
     data_dir = data_dir or json.loads((run / "codes.json").read_text())["data"]
     ckpt = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
@@ -228,10 +218,8 @@ def write_chain_metrics(model: ChainVAE, run_dir, data_dir=None, max_examples: i
         available = len(tokens)
         if not available:
             continue
-        if max_examples < available:
-            tokens = tokens[np.sort(np.random.default_rng(0).choice(available, max_examples, replace=False))]
         with torch.no_grad():
-            m = evaluate_tokens(model, tokens)
+            m = evaluate_tokens(model, seeded_sample(tokens, max_examples))
         m.update({"windows_in_split": available, "config": model.config.name, "size": ARCHITECTURE,
                   "params": sum(p.numel() for p in model.parameters()), "split": split, "data": str(data_dir),
                   "checkpoint": CHECKPOINT, "step": ckpt["step"], "wall_time": ckpt["wall_time"]})
