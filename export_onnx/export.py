@@ -74,8 +74,26 @@ class _DecoderInit(torch.nn.Module):
         super().__init__()
         self.model = model
         self.proj = None if proj is None else tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in proj)
+        self.blocks = None
+        if proj is not None and getattr(model.decoder, "_cond_slices", None) is not None:
+            # cores reading their own columns of cond: one small product per core instead of a
+            # dense kernel that is mostly zeros; equal blocks (cores of one short model) stored once
+            from .step_graph import cond_blocks
+            self.blocks, names = [], {}
+            for a, b, kern, bias in cond_blocks(model.decoder):
+                pair = []
+                for arr in (kern, bias):
+                    key = (arr.shape, arr.tobytes())
+                    if key not in names:
+                        names[key] = f"cond_block_{len(names)}"
+                        self.register_buffer(names[key], torch.from_numpy(np.ascontiguousarray(arr)))
+                    pair.append(names[key])
+                self.blocks.append((a, b, *pair))
 
     def project(self, cond):
+        if self.blocks is not None:
+            return torch.cat([torch.matmul(cond[:, a:b], getattr(self, k)) + getattr(self, v)
+                              for a, b, k, v in self.blocks], dim=-1)
         return torch.matmul(cond, self.proj[0]) + self.proj[1]
 
     def forward(self, cond):

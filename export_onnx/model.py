@@ -283,17 +283,23 @@ class FlatDecoder(DecoderBase):
 
 class SplitCores:
     """init_state/step for decoders made of per-track cores (`self.cores`, `self._core_slices` of the
-    one-hot, `self.layers` each) whose states are stacked core after core: (cores * layers, B, units)."""
+    one-hot, `self.layers` each) whose states are stacked core after core: (cores * layers, B, units).
+    Every core reads the whole cond, unless `self._cond_slices` gives each core its columns."""
+
+    def core_conds(self, cond: torch.Tensor) -> list[torch.Tensor]:
+        slices = getattr(self, "_cond_slices", None)
+        return [cond] * len(self.cores) if slices is None else [cond[:, a:b] for a, b in slices]
 
     def init_state(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cs, hs = zip(*[core.init_state(cond) for core in self.cores])
+        cs, hs = zip(*[core.init_state(x) for core, x in zip(self.cores, self.core_conds(cond))])
         return torch.cat(cs, dim=0), torch.cat(hs, dim=0)
 
     def step(self, prev_onehot: torch.Tensor, cond: torch.Tensor, state_c: torch.Tensor, state_h: torch.Tensor):
         logits, cs, hs = [], [], []
+        conds = self.core_conds(cond)
         for k, (core, (a, b)) in enumerate(zip(self.cores, self._core_slices)):
             rows = slice(k * self.layers, (k + 1) * self.layers)
-            lg, c, h = core.step(prev_onehot[:, a:b], cond, state_c[rows], state_h[rows])
+            lg, c, h = core.step(prev_onehot[:, a:b], conds[k], state_c[rows], state_h[rows])
             logits.append(lg)
             cs.append(c)
             hs.append(h)

@@ -57,15 +57,21 @@ def step_cores(decoder):
         return None
     if slices is None or len(slices) != len(cores):
         return None
-    for core, (a, b) in zip(cores, slices):
+    for core, (a, b), width in zip(cores, slices, cond_widths(decoder, len(cores))):
         lstm = getattr(core, "lstm", None)
         if not isinstance(lstm, StackedLSTM) or getattr(core, "output_projection", None) is None:
             return None
-        if lstm.input_size != (b - a) + decoder.cond_size or lstm.units != decoder.units:
+        if lstm.input_size != (b - a) + width or lstm.units != decoder.units:
             return None
         if lstm.layers != decoder.layers or sum(getattr(core, "num_classes", [-1])) != b - a:
             return None
     return list(zip(cores, slices))
+
+
+def cond_widths(decoder, cores: int) -> list[int]:
+    """How many columns of cond each core reads: all of them, or its `_cond_slices` entry."""
+    slices = getattr(decoder, "_cond_slices", None)
+    return [decoder.cond_size] * cores if slices is None else [b - a for a, b in slices]
 
 
 def _np(t) -> np.ndarray:
@@ -82,21 +88,36 @@ def _reordered(cell):
     return kern, bias
 
 
-def cond_projection(decoder):
-    """(kernel (cond_size, cores * 4U), bias (cores * 4U)): the conditioning's part of every core's
-    layer-1 gates, bias included (gate order i, f, o, j; forget bias folded). `decoder_init` outputs
-    `cond_proj = cond @ kernel + bias`, constant for a bar, and the step graph adds its core's
-    slice instead of multiplying `cond` by its kernel rows at every step. None if unsupported."""
+def cond_blocks(decoder):
+    """[(a, b, kernel (b - a, 4U), bias (4U))] per core: the columns [a, b) of cond the core reads and
+    their part of its layer-1 gates, bias included (gate order i, f, o, j; forget bias folded).
+    None if unsupported."""
     parts = step_cores(decoder)
     if parts is None:
         return None
-    ks, bs = [], []
-    for core, (a, b) in parts:
+    slices = getattr(decoder, "_cond_slices", None) or [(0, decoder.cond_size)] * len(parts)
+    out = []
+    for (core, (a, b)), (ca, cb) in zip(parts, slices):
         kern, bias = _reordered(core.lstm.cells[0])
         n_k = b - a
-        ks.append(kern[n_k:n_k + decoder.cond_size])
-        bs.append(bias)
-    return np.concatenate(ks, axis=1), np.concatenate(bs)
+        out.append((ca, cb, kern[n_k:n_k + cb - ca], bias))
+    return out
+
+
+def cond_projection(decoder):
+    """(kernel (cond_size, cores * 4U), bias (cores * 4U)): the conditioning's part of every core's
+    layer-1 gates (`cond_blocks` laid out densely: zero rows where a core does not read cond).
+    `decoder_init` outputs `cond_proj = cond @ kernel + bias`, constant for a bar, and the step graph
+    adds its core's slice instead of multiplying `cond` by its kernel rows at every step. None if
+    unsupported."""
+    blocks = cond_blocks(decoder)
+    if blocks is None:
+        return None
+    g = blocks[0][3].shape[0]
+    kernel = np.zeros((decoder.cond_size, g * len(blocks)), np.float32)
+    for k, (a, b, kern, _) in enumerate(blocks):
+        kernel[a:b, k * g:(k + 1) * g] = kern
+    return kernel, np.concatenate([bias for *_, bias in blocks])
 
 
 def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool = False):
@@ -112,11 +133,19 @@ def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool =
     if parts is None or not 13 <= opset <= 17:   # Split/ReduceMax as defined in opsets 13-17
         return None
     U, L, n_in, n_cond = decoder.units, decoder.state_layers, decoder.input_size, decoder.cond_size
-    nodes, inits = [], []
+    widths = cond_widths(decoder, len(parts))
+    if getattr(decoder, "_cond_slices", None) is not None and not cond_proj:
+        return None     # cores reading parts of cond: only the cond_proj contract is written here
+    nodes, inits, seen = [], [], {}
 
     def const(name, arr):
-        inits.append(numpy_helper.from_array(np.asarray(arr), name))
-        return name
+        # one initializer for equal arrays (cores sharing their short model's weights)
+        arr = np.asarray(arr)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in seen:
+            seen[key] = name
+            inits.append(numpy_helper.from_array(arr, name))
+        return seen[key]
 
     def node(op, ins, outs, **attrs):
         nodes.append(helper.make_node(op, ins, outs, name=f"{op}_{len(nodes)}", **attrs))
@@ -149,7 +178,7 @@ def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool =
             if l == 0 and gather:
                 rows_k, rest = kern[:n_k], kern[n_k:]
                 if cond_proj:   # cond @ kernel + bias came from decoder_init: Gemm's C input
-                    mm = node("Gemm", [h_prev, const(f"{p}_kernel", rest[n_cond:]), projs[k]], [f"{p}_mm"])
+                    mm = node("Gemm", [h_prev, const(f"{p}_kernel", rest[widths[k]:]), projs[k]], [f"{p}_mm"])
                 else:
                     xin = node("Concat", ["cond", h_prev], [f"{p}_xh"], axis=1)
                     mm = node("Gemm", [xin, const(f"{p}_kernel", rest), const(f"{p}_bias", bias)], [f"{p}_mm"])

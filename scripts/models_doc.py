@@ -21,9 +21,12 @@ NOT_SHIPPED: dict[str, str] = {}
 def accompaniment(name: str) -> str:
     if not (ROOT / "docs" / "models" / f"{name}_accompaniment.png").is_file():
         return ""
-    return (f"\nAccompaniment of a POP909 melody (`python -m bridge accompany ../shared/data/pop909/002/002.mid "
-            f"--bars 16 --seed 0 --out band.mid --png band.png`, temperature 0): the melody is kept as given, bass and "
-            f"drums come from the surrogate's z.\n\n![{name} accompaniment](models/{name}_accompaniment.png)\n")
+    second = ROOT / "docs" / "models" / f"{name}_accompaniment_2.png"
+    return (f"\nAccompaniment of two POP909 melodies in different keys (song 005, G major; song 003, B-flat major: "
+            f"`python -m bridge accompany ../shared/data/pop909/005/005.mid --bars 16 --out band.mid --png band.png`, "
+            f"temperature 0): the melody is kept as given, bass (green) and drums (red) come from the surrogate's z. "
+            f"The trio never saw POP909 in training.\n\n![{name} accompaniment](models/{name}_accompaniment.png)\n"
+            + (f"\n![{name} accompaniment, second song](models/{second.name})\n" if second.is_file() else ""))
 
 
 def _loss_reading(c: dict) -> str:
@@ -170,11 +173,18 @@ def main() -> int:
         steps = (info.get("training") or {}).get("step")
         mb = sum(f.stat().st_size for f in mj.parent.rglob("*") if f.is_file()) / 1e6    # with a sampler
         if (info.get("training") or {}).get("architecture") == "latent_chain":
-            short = info["training"].get("short_model", {}).get("name", "the 2-bar model")
-            pairs.append(f"- `{name}` is a chain (export_onnx.latent_chain): its conductor writes one `{short}` code "
-                         f"per two bars and `{short}`'s decoder (frozen, copied into the package) writes the notes; "
-                         f"its steps are steps on the codes ({info['conductor']['units']}-unit conductor, "
-                         f"{info['z_size']}-dimensional z). Every op uses the package.")
+            training = info["training"]
+            parts = training.get("parts") or [{"short": training.get("short_model", {}).get("name", "the 2-bar model"),
+                                               "track": 0, "shift": 0}]
+            tracks = [t["name"] for t in info["tracks"]]
+            writers = ", ".join(f"{tracks[p['track']]} by `{p['short']}`" + (f" (moved up {p['shift']} semitones)"
+                                                                             if p.get("shift") else "") for p in parts)
+            how = ("a weighted PCA fitted in closed form (a linear encoder and conductor)" if training.get("size", {}).get("linear")
+                   else f"steps on the codes ({info['conductor']['units']}-unit conductor)")
+            pairs.append(f"- `{name}` is a chain (export_onnx.latent_chain): its conductor writes one 2-bar code per "
+                         f"track per two bars ({writers}) and the 2-bar models' decoders (frozen, copied into the "
+                         f"package) write the notes; trained as {how}, {info['z_size']}-dimensional z. Every op uses "
+                         "the package.")
         if info.get("sampler"):
             pairs.append(f"- `{name}` is a pair: `sample` (prior samples) decodes with `{name}/sampler/` "
                          f"({info['sampler'].get('why') or info['sampler']['name']}); every op that encodes "

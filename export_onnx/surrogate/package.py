@@ -19,10 +19,31 @@ from .encoder import load_surrogate
 from .graph import GRAPH_FILE, ROLE, export_surrogate_graph
 
 
-def _check_same_trio(trio_run, package_dir: Path, info: dict, examples: int = 8) -> float | None:
-    """The package's encoder must be the trio model the surrogate was trained against: run both on
-    the same random trios; returns the max difference of mu (None when the trio run is not at hand)."""
+def check_same_encoder(model, package_dir) -> float:
+    """The package's encoder must be `model`'s (the trio model a surrogate was trained against): both
+    run on the same random trios. Returns the max difference of mu.
+
+    Raises:
+      ValueError: they differ by more than the package's weight storage allows (fp16: 5e-2)."""
     import onnxruntime as ort
+    package_dir = Path(package_dir)
+    info = parse_manifest(package_dir)
+    rng = np.random.default_rng(2)
+    toks = np.stack([rng.integers(0, n, size=(8, model.num_steps)) for n in model.num_classes], -1)
+    sess = ort.InferenceSession(str(package_dir / info["graphs"]["encoder"]["file"]), providers=["CPUExecutionProvider"])
+    got = sess.run(["mu"], {"inputs": model.one_hot(torch.as_tensor(toks)).numpy()})[0]
+    with torch.no_grad():
+        want = model.encode(torch.as_tensor(toks))[0].numpy()
+    diff = float(np.abs(got - want).max())
+    tol = 5e-2 if info.get("weights") == "fp16" else 1e-3
+    if not diff <= tol:
+        raise ValueError(f"{package_dir}: its encoder is not the trio model the surrogate was trained "
+                         f"against: mu differs by {diff:.3g}")
+    return diff
+
+
+def _trio_model(trio_run):
+    """The trio MusicVAE of a run directory or checkpoint; None when it is not at hand."""
     if not trio_run:
         return None
     run = Path(trio_run)
@@ -30,14 +51,7 @@ def _check_same_trio(trio_run, package_dir: Path, info: dict, examples: int = 8)
         run = next((run / f for f in ("best.pt", "latest.pt") if (run / f).is_file()), None)
     if run is None or not run.is_file():
         return None
-    trio, _ = load_checkpoint(run)
-    rng = np.random.default_rng(2)
-    toks = np.stack([rng.integers(0, n, size=(examples, trio.num_steps)) for n in trio.num_classes], -1)
-    sess = ort.InferenceSession(str(package_dir / info["graphs"]["encoder"]["file"]), providers=["CPUExecutionProvider"])
-    got = sess.run(["mu"], {"inputs": trio.one_hot(torch.as_tensor(toks)).numpy()})[0]
-    with torch.no_grad():
-        want = trio.encode(torch.as_tensor(toks))[0].numpy()
-    return float(np.abs(got - want).max())
+    return load_checkpoint(run)[0]
 
 
 def _check_fits(info: dict, surrogate, package_dir: Path) -> None:
@@ -72,16 +86,31 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
         that is not the trio model the surrogate was trained against.
     """
     package_dir = Path(package_dir)
-    info = parse_manifest(package_dir)
     surrogate, sinfo = load_surrogate(run_dir)
-    _check_fits(info, surrogate, package_dir)
+    _check_fits(parse_manifest(package_dir), surrogate, package_dir)
     diff = None
     if check_trio:
-        diff = _check_same_trio(trio_run or sinfo.get("trio_run"), package_dir, info)
-        tol = 5e-2 if info.get("weights") == "fp16" else 1e-3
-        if diff is not None and not diff <= tol:
-            raise ValueError(f"{package_dir}: its encoder is not the trio model the surrogate was trained "
-                             f"against ({sinfo.get('trio_run')}): mu differs by {diff:.3g}")
+        trio = _trio_model(trio_run or sinfo.get("trio_run"))
+        diff = None if trio is None else check_same_encoder(trio, package_dir)
+    held = sinfo.get("metrics") or {}
+    summary = {"track": surrogate.track, "loss": sinfo.get("loss"), "init": sinfo.get("init"),
+               "steps": sinfo.get("step"), "trio_step": sinfo.get("trio_step"), "trio_encoder_max_abs_diff": diff,
+               "metrics": {k: held[k] for k in ("n", "latent_mse", "baseline_latent_mse", "decode") if k in held}}
+    return install_surrogate(package_dir, surrogate, summary, sinfo)
+
+
+def install_surrogate(package_dir, surrogate, summary: dict, sinfo: dict) -> dict:
+    """Writes `surrogate` (an encoder of one track with track, num_steps, input_size, z_size) into a
+    trio package as surrogate_encoder.onnx (the package's weight storage), records it and `summary`
+    (+ the graph's parity) as model.json's `surrogate` section and writes the card's accompaniment
+    section. Returns the new model.json.
+
+    Raises:
+      ValueError: not a trio package, or sizes that do not fit the surrogate.
+    """
+    package_dir = Path(package_dir)
+    info = parse_manifest(package_dir)
+    _check_fits(info, surrogate, package_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".surrogate.", dir=package_dir))
     try:
         entry = export_surrogate_graph(surrogate, tmp / GRAPH_FILE, weights=info.get("weights", "fp32"))
@@ -91,13 +120,7 @@ def add_surrogate_to_package(run_dir, package_dir, trio_run=None, check_trio: bo
         shutil.rmtree(tmp, ignore_errors=True)
     info["graphs"][ROLE] = entry
     record_files(info, package_dir, [GRAPH_FILE])
-    held = sinfo.get("metrics") or {}
-    info["surrogate"] = {
-        "track": surrogate.track, "loss": sinfo.get("loss"), "init": sinfo.get("init"),
-        "steps": sinfo.get("step"), "trio_step": sinfo.get("trio_step"),
-        "parity_max_abs_diff": parity, "trio_encoder_max_abs_diff": diff,
-        "metrics": {k: held[k] for k in ("n", "latent_mse", "baseline_latent_mse", "decode") if k in held},
-    }
+    info["surrogate"] = {**summary, "parity_max_abs_diff": parity}
     card = package_dir / "MODEL_CARD.md"
     if card.is_file():
         card.write_text(surrogate_card_section(card.read_text(), info["surrogate"], sinfo))

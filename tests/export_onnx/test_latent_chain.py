@@ -106,7 +106,7 @@ def test_train_init_from_a_chain_package_says_what_it_is(chain, tmp_path):
 def test_a_chain_of_a_foreign_short_package_is_refused(chain, tmp_path, tiny_models_dir):
     _, _, run, _ = chain
     with pytest.raises(ValueError, match="not the short package"):
-        load_chain(run, short_package=tiny_models_dir / "drums_2bar")
+        load_chain(run, shorts=tiny_models_dir / "drums_2bar")
 
 
 def test_torch_eager_timings_build_a_chain_of_the_package_sizes(chain, tmp_path):
