@@ -387,10 +387,14 @@ def write_chain_card(run_dir, notes: str = "") -> Path:
         f"A {config.bars}-bar {config.kind} VAE over the latent codes of the shipped {names} "
         f"package{'s' if len(shorts) > 1 else ''} (export_onnx.latent_chain). Each {short['bars']}-bar segment "
         f"of each track has a code from its short model ({written}); the encoder runs the short models' "
-        f"encoders on the segments and summarises the {codes['segments']} segments' codes, side by side, with a "
-        f"BiLSTM ({size['enc_units']} units per direction) into z ({size['z_size']} dimensions); the conductor "
-        f"(a {size['cond_layers']}-layer LSTM of {size['cond_units']} units and a linear map) turns z into the "
-        "codes of every segment, and the short models' decoders, frozen, write the notes.", "",
+        f"encoders on the segments and summarises the {codes['segments']} segments' codes, side by side, "
+        + (f"with one linear map of the {len(size['used'])} code dimensions the short models use per segment into "
+           f"z ({size['z_size']} dimensions); the conductor, linear too, turns z into the codes of every segment"
+           if size.get("linear") else
+           f"with a BiLSTM ({size['enc_units']} units per direction) into z ({size['z_size']} dimensions); the "
+           f"conductor (a {size['cond_layers']}-layer LSTM of {size['cond_units']} units and a linear map) turns z "
+           "into the codes of every segment")
+        + ", and the short models' decoders, frozen, write the notes.", "",
         "## Data", "",
         f"- {sources}: the {config.bars}-bar windows of the `{ckpt['config']}` dataset, split by song: "
         f"{splits['train']['windows']:,} training windows (transpositions {splits['train']['shifts']}), "
@@ -442,7 +446,7 @@ def write_chain_card(run_dir, notes: str = "") -> Path:
         "by +0.0007, so the runtime keeps one decode loop).",
         f"- The package carries its own copy of {names}' encoders and decoders as they were when it was "
         "trained: a re-shipped short model does not change it. To build on a new one, run `chain-codes` and "
-        "`train-chain` again (a chain run refuses a short package other than the one it recorded).",
+        "`train-chain` (or `fit-chain`) again (a chain run refuses a short package other than the one it recorded).",
         "- `train --init-from` cannot continue it (not a MusicVAE); `train-chain --init-from RUN` continues a "
         "chain run.",
     ]
