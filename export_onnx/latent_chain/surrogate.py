@@ -178,13 +178,18 @@ def surrogate_from(saved: dict, chain: ChainVAE) -> ChainSurrogate:
 
 def load_chain_surrogate(run_dir, chain_run=None) -> tuple[ChainSurrogate, dict]:
     """The surrogate of a chain-surrogate run (or its surrogate.pt) and its saved entries."""
+    surrogate, saved, _ = _surrogate_and_chain(run_dir, chain_run)
+    return surrogate, saved
+
+
+def _surrogate_and_chain(run_dir, chain_run=None) -> tuple[ChainSurrogate, dict, ChainVAE]:
     path = Path(run_dir)
     path = path / CHECKPOINT if path.is_dir() else path
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved.get("format") != FORMAT:
         raise ValueError(f"{path}: not a chain surrogate")
     chain, _ = load_chain(chain_run or saved["chain_run"])
-    return surrogate_from(saved, chain), saved
+    return surrogate_from(saved, chain), saved, chain
 
 
 def add_chain_surrogate(run_dir, package_dir, chain_run=None) -> dict:
@@ -193,8 +198,7 @@ def add_chain_surrogate(run_dir, package_dir, chain_run=None) -> dict:
     section, the card's accompaniment section). Raises ValueError when the package's encoder is not
     the chain the surrogate was trained against."""
     from ..surrogate.package import check_same_encoder, install_surrogate
-    surrogate, saved = load_chain_surrogate(run_dir, chain_run)
-    chain, _ = load_chain(chain_run or saved["chain_run"])
+    surrogate, saved, chain = _surrogate_and_chain(run_dir, chain_run)
     diff = check_same_encoder(chain, package_dir)
     summary = {"track": surrogate.track, "loss": saved["loss"], "init": saved["init"], "steps": saved["step"],
                "trio_step": saved["chain_step"], "trio_encoder_max_abs_diff": diff,

@@ -111,14 +111,14 @@ def write_codes(shorts, data_dir, config_name: str, out_dir, transpose=(0,), thr
     return summary
 
 
-def codes_summary(run_dir) -> dict:
+def codes_summary(run_dir, ckpt: dict | None = None) -> dict:
     """codes.json of the codes a train-chain run trained on (the run's own directory when its
-    checkpoint does not say: runs of the first chain-codes wrote both into one directory)."""
+    checkpoint does not say: runs of the first chain-codes wrote both into one directory).
+    `ckpt`: the run's checkpoint when the caller has it already loaded."""
     run = Path(run_dir)
-    ckpt = run / CHECKPOINT
-    codes_dir = run
-    if ckpt.is_file():
-        codes_dir = Path(torch.load(ckpt, map_location="cpu", weights_only=False).get("codes_dir", run))
+    if ckpt is None and (run / CHECKPOINT).is_file():
+        ckpt = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
+    codes_dir = Path((ckpt or {}).get("codes_dir", run))
     return json.loads((codes_dir / "codes.json").read_text())
 
 
@@ -296,12 +296,12 @@ def load_chain(run_dir, shorts=None) -> tuple[ChainVAE, dict]:
     return model.eval(), ckpt
 
 
-def write_chain_directions(model: ChainVAE, run_dir, data_dir=None, **kwargs) -> Path:
+def write_chain_directions(model: ChainVAE, run_dir, data_dir=None, ckpt: dict | None = None, **kwargs) -> Path:
     """directions.json in the run (export_onnx.directions on the chain: attribute vectors and
     principal directions for the knobs), from the validation windows of `data_dir` (default: the
     dataset chain-codes read)."""
     from ..directions import write_directions
-    data_dir = data_dir or codes_summary(run_dir)["data"]
+    data_dir = data_dir or codes_summary(run_dir, ckpt)["data"]
     return write_directions(run_dir, data_dir, model=model, **kwargs)
 
 
@@ -311,8 +311,8 @@ def write_chain_metrics(model: ChainVAE, run_dir, data_dir=None, max_examples: i
     validation and test windows."""
     from ..evaluate import evaluate_tokens, seeded_sample, write_metrics
     run = Path(run_dir)
-    data_dir = data_dir or codes_summary(run)["data"]
     ckpt = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
+    data_dir = data_dir or codes_summary(run, ckpt)["data"]
     path = run / "metrics.json"
     path.unlink(missing_ok=True)
     for split in ("validation", "test"):
@@ -337,7 +337,7 @@ def write_chain_package(run_dir, out_dir, name: str = None, weights: str = "fp16
     model, ckpt = load_chain(run_dir, shorts)
     attributes, dirs = ({}, [])
     if directions:
-        attributes, dirs = load_directions(write_chain_directions(model, run_dir, data_dir), model.z_size)
+        attributes, dirs = load_directions(write_chain_directions(model, run_dir, data_dir, ckpt), model.z_size)
     packages = chain_packages(ckpt, shorts)
     sha = recorded_sha256(ckpt)
     short_models = []
@@ -368,7 +368,7 @@ def write_chain_card(run_dir, notes: str = "") -> Path:
     copy)."""
     run = Path(run_dir)
     ckpt = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=False)
-    codes = codes_summary(run)
+    codes = codes_summary(run, ckpt)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     packages, sha = recorded_packages(ckpt), recorded_sha256(ckpt)
     shorts = {n: json.loads((p / "model.json").read_text()) for n, p in packages.items()}
