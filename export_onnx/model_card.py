@@ -59,14 +59,18 @@ def plot_curves(curves: dict, out: Path) -> None:
     ax1, ax2 = fig.subplots(1, 2)
     for label, val in curves.items():
         steps = [e["step"] for e in val]
-        ax1.plot(steps, [sum(e["acc"]) / len(e["acc"]) for e in val], marker=".", label=label)
+        ax1.plot(steps, [sum(e["acc"]) / len(e["acc"]) for e in val], marker=".", label=label or "teacher-forced")
+        rec = [(e["step"], e["recon_acc"]) for e in val if e.get("recon_acc") is not None]
+        if rec:   # logged since stop 20: the audit's statistic, free-running from the posterior mean
+            ax1.plot(*zip(*rec), marker="x", linestyle="--",
+                     label=f"{label + ': ' if label else ''}reconstruction (argmax from μ)")
         ax2.plot(steps, [e["r_loss"] for e in val], marker=".", label=label,
                  **({} if len(curves) > 1 else {"color": "#d62728"}))
-    ax1.set_title("validation teacher-forced accuracy", fontsize=9)
+    ax1.set_title("validation accuracy (teacher-forced; reconstruction when logged)", fontsize=9)
     ax2.set_title("validation reconstruction loss (nats)", fontsize=9)
     for ax in (ax1, ax2):
         ax.set_xlabel("step")
-        if len(curves) > 1:
+        if ax.get_legend_handles_labels()[1]:
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(str(out), format="png")
