@@ -25,6 +25,7 @@ COMMANDS = [
     "audit",              # export_onnx.audit: musical audit of a package (audit.json + card section)
     "int8",               # export_onnx.int8 (registers "add-int8": an int8 decoder step behind a quality gate)
     "pair",               # export_onnx.pair (registers "add-sampler": a low-KL prior sampler inside a package)
+    "latent_prior",       # export_onnx.latent_prior (registers "fit-prior": a Gaussian fitted to the package's codes)
     "latent_chain",       # export_onnx.latent_chain ("chain-codes", "train-chain", "chain-package": mel_16bar over mel_2bar)
 ]
 

@@ -13,8 +13,8 @@ Measures what a musician gets from the package, through the runtime's public API
 - reconstruction: argmax decode (temperature 0) from the posterior mean, per track, next to three
   trivial baselines on the same windows;
 - dependence on z: distinct outputs over `--z-inputs` (100) inputs, agreement with decode(z = 0);
-- prior samples: `--samples` (256) z ~ N(0, I) decoded at `--temperature` (0.5), exactly as
-  `Model.sample(n, temperature, seed)` does, next to the same statistics on the real windows;
+- prior samples: `--samples` (256) z ~ N(0, I) (or the package's fitted prior: `prior_components`)
+  decoded at `--temperature` (0.5), exactly as `Model.sample(n, temperature, seed)` does, next to the same statistics on the real windows;
 - accompaniment (trio packages with a surrogate encoder): `Model.accompany` on 16-bar MELODY
   segments of POP909 test-split songs (one per song, the middle valid window), scored against the
   songs' chord annotations (chord_midi.txt on beat_midi.txt's grid).
@@ -754,7 +754,8 @@ def run_audit(package, windows: dict | None = None, n_windows: int | None = None
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "model_json_sha256": _sha256(pkg / "model.json"), "graphs_sha256": graphs_sha256(model.info),
                    "provider": model.provider, "precision": getattr(model, "precision", "fp32"),
-                   "encoder_precision": getattr(model, "encoder_precision", "fp32")}
+                   "encoder_precision": getattr(model, "encoder_precision", "fp32"),
+                   "prior_components": None if model.prior is None else model.prior.components}
     if windows is None:
         if midi_dirs:
             dirs = [Path(d) for d in midi_dirs]
@@ -830,6 +831,12 @@ def _mark(audit: dict, key: str) -> str:
 _BASELINE_NAMES = {"never_play": "never-play", "hold_first": "hold-first", "loop_bar1": "loop-bar-1"}
 
 
+def prior_words(audit: dict) -> str:
+    """Where the audit's prior samples' z came from, for the card."""
+    k = audit.get("prior_components")
+    return "z ~ N(0, I)" if not k else f"z from the package's fitted prior ({k} components: bridge/runtime/prior.py)"
+
+
 def audit_section(audit: dict) -> str:
     """The "## Musical audit" markdown section of a model card."""
     cfg = audit["config"]
@@ -843,7 +850,7 @@ def audit_section(audit: dict) -> str:
              f"Held-out: {audit['n_windows']:,} of the {audit['test_windows']:,} test-split windows "
              f"({audit['n_songs']} of {audit['test_songs']} songs; sources {audit['sources']}; seed "
              f"{audit['window_seed']}); reconstruction = argmax decode from the posterior mean. "
-             f"Prior samples: {audit['n_samples']} z ~ N(0, I) at T = {audit['sample_temperature']:g} "
+             f"Prior samples: {audit['n_samples']} {prior_words(audit)} at T = {audit['sample_temperature']:g} "
              f"(seed {audit['sample_seed']}), next to the same held-out windows. "
              f"Targets met: {audit['targets_checked'] - len(audit['targets_failed'])} of {audit['targets_checked']}.",
              "", "| statistic | model | reference | target |", "|---|---|---|---|"]

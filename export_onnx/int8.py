@@ -235,8 +235,8 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
         mu = np.concatenate([ref.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
         runs.append(("recon", mu))
     if n_prior:
-        # what the package decodes from the prior: z ~ N(0, I), or for a pair the sampler's samples
-        # encoded (the package itself never decodes raw prior draws then: `sample` is the sampler's)
+        # what the package decodes from the prior: z ~ N(0, I) or its fitted prior's draws, or for a
+        # pair the sampler's samples encoded (the package never decodes raw prior draws then)
         runs.append(("prior", ref.prior_latents(n_prior, prior_seed)))
     for label, z in runs:
         record_agreement(out, label, agreements(decode_all(ref, z, chunk), decode_all(q, z, chunk), names))
@@ -244,6 +244,16 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
 
 
 # ============================================================================ the package
+def prior_label(entry: dict) -> str:
+    """What the gate's prior decodes were, for a card: the sampler's samples (a pair), draws of the
+    package's fitted prior, or of N(0, I)."""
+    if entry.get("pair"):
+        return "the sampler's prior samples, encoded"
+    if entry.get("prior_components"):
+        return f"prior samples from the fitted prior ({entry['prior_components']} components)"
+    return "prior samples z ~ N(0, I)"
+
+
 def int8_section(entry: dict) -> str:
     """The "## int8 decoder step" markdown section of a model card, from an `int8` manifest section."""
     tr = entry.get("tracks") or {}
@@ -272,7 +282,7 @@ def int8_section(entry: dict) -> str:
              f"{entry.get('sources', '?')}, seed {entry.get('window_seed', 0)}) | {entry['n_windows']:,} | "
              f"{entry['agreement_recon']:.4f}{format_se(entry.get('se_recon'))} | "
              f"{entry.get('identical_recon', float('nan')):.3f} |",
-             f"| {'the sampler' + chr(39) + 's prior samples, encoded' if entry.get('pair') else 'prior samples z ~ N(0, I)'}"
+             f"| {prior_label(entry)}"
              f", T = 0 (seed {entry.get('prior_seed', 0)}) | {entry['n_prior']:,} | "
              f"{entry['agreement_prior']:.4f}{format_se(entry.get('se_prior'))} | "
              f"{entry.get('identical_prior', float('nan')):.3f} |", ""]

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from bridge.runtime import package as P
+from bridge.runtime.prior import PRIOR_KEY
 
 MAX_PACKAGE_MB = 15.0        # export.MAX_PACKAGE_MB (not imported: export imports torch)
 
@@ -112,7 +113,8 @@ def new_entry(info: dict, source_file: str, measured: dict, candidate_bytes: int
             "window_seed": window_seed, "prior_seed": prior_seed, "sources": sources, "test_windows": test_windows,
             "per_channel": bool(per_channel), **details, "bytes": candidate_bytes, "package_mb": round(size, 3),
             "min_agreement": float(min_agreement), "usable": False, "reason": "",
-            "pair": bool(info.get(P.SAMPLER_KEY)), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "pair": bool(info.get(P.SAMPLER_KEY)), "prior_components": (info.get(PRIOR_KEY) or {}).get("components"),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def settle(pkg: Path, info: dict, entry: dict, candidate: Path, *, size: float, min_agreement: float,

@@ -18,8 +18,10 @@ AUDIT_HEADING = "## Musical audit"
 INT8_HEADING = "## int8 decoder step"     # written by `add-int8` (export_onnx.int8)
 SAMPLER_HEADING = "## Prior sampler (a pair)"   # written by `add-sampler` (export_onnx.pair)
 INT8_ENCODER_HEADING = "## int8 encoder"     # written by `add-int8` (export_onnx.int8_encoder)
+PRIOR_HEADING = "## Fitted prior"     # written by `fit-prior` (export_onnx.latent_prior)
 # written into a package's card after export (add-surrogate, audit, add-int8): kept when the card is refreshed
-PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING, INT8_HEADING, INT8_ENCODER_HEADING, SAMPLER_HEADING)
+PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING, INT8_HEADING, INT8_ENCODER_HEADING, SAMPLER_HEADING,
+                    PRIOR_HEADING)
 LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned by Jukedeck)",
             "groove": "CC BY 4.0 (Groove MIDI Dataset, Gillick et al., ICML 2019)",

@@ -190,6 +190,11 @@ def main() -> int:
                          f"({info['sampler'].get('why') or info['sampler']['name']}); every op that encodes "
                          "(reconstruct, interpolate, morph, knobs, variations, attribute, palettes) uses the package "
                          "itself. Its row above is the package's; the audit's sample statistics are the sampler's.")
+        if info.get("prior"):
+            pairs.append(f"- `{name}` has a fitted prior: `sample` draws z from a Gaussian fitted to its own training "
+                         f"codes on their top {info['prior']['components']} principal axes (`{name}/prior.npz`, "
+                         "`python -m export_onnx fit-prior`; k chosen on the validation split) and decodes with the "
+                         "package itself; every other op is as usual. The audit's sample statistics are those draws'.")
         target, paper = TARGETS.get(name, (None, "—"))
         rows.append(f"| `{name}` | {info['kind']} | {info['bars']} | {'hierarchical' if info['hierarchical'] else 'flat'} "
                     f"| {steps:,} | {fmt(val.get('reconstruction_accuracy', {}).get('mean'))} "
@@ -212,7 +217,8 @@ def main() -> int:
     if pairs:
         text += ("Reconstruction and prior sampling pull against each other (Magenta ships low-KL and high-KL "
                  "checkpoints for this reason); where one model could not do both, the package ships a pair "
-                 "(`python -m export_onnx add-sampler`). Which package does what:\n\n" + "\n".join(pairs) + "\n\n")
+                 "(`python -m export_onnx add-sampler`) or a prior fitted to its own codes (`fit-prior`). "
+                 "Which package does what:\n\n" + "\n".join(pairs) + "\n\n")
     if missing:
         text += "Not shipped yet:\n\n| model | why |\n|---|---|\n" + "\n".join(missing) + "\n\n"
     text += audit_section(sorted(p.parent for p in (ROOT / "bridge" / "models").glob("*/model.json")))

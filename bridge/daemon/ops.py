@@ -42,6 +42,8 @@ def model_summary(model) -> dict:
                    for t in info.get("tracks", [])],
         "attributes": direction_names(info),
         "sampler": None if model.sampler is None else model.sampler.name,
+        # where `sample` draws z: null for N(0, I), else the fitted prior's number of components
+        "prior_components": None if model.prior is None else model.prior.components,
     }
 
 

@@ -43,6 +43,7 @@ from ..core.notes import Note
 from .accompany import Accompanist
 from .package import (GRAPH_IO, INT8_MIN_AGREEMENT, find_model, graph_io, int8_agreement, int8_graph,
                       read_manifest, sampler_entry, verify_files)
+from .prior import LatentPrior, read_prior
 from .sessions import open_session, ort, pick_providers
 
 MAX_CACHED_BATCH_SIZES = 8
@@ -219,7 +220,8 @@ class Model:
     ("cpu" | "cuda"), `precision` ("fp32" | "int8" | "file": the decoder step that runs) and
     `precision_reason`, `encoder_precision` and `encoder_precision_reason` (the same for the encoder),
     `sessions` (role -> onnxruntime session), `attributes` (direction names),
-    `sampler` (the package's low-KL companion that `sample` decodes with, or None).
+    `sampler` (the package's low-KL companion that `sample` decodes with, or None), `prior` (the
+    fitted Gaussian `sample_z` draws from, bridge.runtime.prior.LatentPrior, or None: N(0, I)).
     Calls are serialised by a lock: one Model may be shared between threads. See docs/architecture.md.
     """
 
@@ -318,8 +320,12 @@ class Model:
         self._loops: OrderedDict[int, _Loop] = OrderedDict()
         self._lock = threading.RLock()
         self._accompanist: Accompanist | None = None
-        # a low-KL companion that `sample` decodes with (bridge.runtime.package.sampler_entry)
+        # a low-KL companion that `sample` decodes with (bridge.runtime.package.sampler_entry), or a
+        # Gaussian fitted to this model's own codes that `sample` draws z from (bridge.runtime.prior)
         entry = sampler_entry(self.path, info)
+        self.prior: LatentPrior | None = read_prior(self.path, info, self.z_size)
+        if entry is not None and self.prior is not None:
+            raise ModelError(f"{self.path}: a package has a sampler or a fitted prior, not both")
         self.sampler: Model | None = None if entry is None else Model(
             self.path / entry["dir"], provider=provider, threads=threads, io_binding=io_binding, verify=verify,
             precision=precision)
@@ -611,14 +617,18 @@ class Model:
 
     # -- higher level -------------------------------------------------------------------------
     def sample_z(self, n: int, seed=None) -> np.ndarray:
-        """n draws from the prior N(0, I): (n, z) float32; `seed` an int or a Generator."""
+        """n draws from the package's prior: N(0, I), or its fitted prior (`prior`: k standard
+        normals mapped into z) when it has one. (n, z) float32; `seed` an int or a Generator."""
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        if self.prior is not None:
+            return self.prior.draw(n, rng)
         return rng.standard_normal((n, self.z_size), dtype=np.float32)
 
     def prior_latents(self, n: int, seed=None, temperature: float = 0.5) -> np.ndarray:
         """n latent vectors to start from where no clip gives one (a knob turned first, the pad's
-        free corners): draws of N(0, I); for a pair, the sampler's samples encoded by this model
-        (this package's own prior draws sound poor: that is why it ships a sampler). (n, z) float32."""
+        free corners): `sample_z` (the fitted prior's draws when the package has one); for a pair,
+        the sampler's samples encoded by this model (this package's own draws of N(0, I) sound poor:
+        that is why it ships a sampler). (n, z) float32."""
         if self.sampler is None:
             return self.sample_z(n, seed)
         return self.encode(self.sampler.sample(n, temperature, seed))
@@ -629,8 +639,8 @@ class Model:
         return self if self.sampler is None else self.sampler
 
     def sample(self, n: int = 1, temperature: float = 0.5, seed=0, mask=None) -> list[list[Note]]:
-        """n sequences from z ~ N(0, I), decoded at `temperature` (by `prior_model`: the package's
-        sampler when it has one); the same seed gives the same notes. `mask`: as `decode_tokens`.
+        """n sequences from the prior (`sample_z`), decoded at `temperature` (by `prior_model`: the
+        package's sampler when it has one); the same seed gives the same notes. `mask`: as `decode_tokens`.
 
         Raises:
             ValueError: n < 1.

@@ -14,6 +14,8 @@ A package is a directory holding `model.json` (the manifest) and the ONNX graphs
                               (`int8_encoder` section)
         sampler/              (optional) a whole package of the same kind that `sample` draws from
                               (`sampler` section; see `sampler_entry`): a low-KL / high-KL pair
+        prior.npz             (optional, never with sampler/) the Gaussian `sample` draws z from,
+                              fitted to the package's own codes (`prior` section; bridge.runtime.prior)
 
 `files` maps every file of the package but model.json to its sha256. Reading side: `find_model`,
 `read_manifest` (`parse_manifest` without the checks), `verify_files`, `list_models`. Writing side: `sha256_file`, `record_files`,

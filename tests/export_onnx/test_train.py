@@ -225,3 +225,28 @@ def test_recipe_overrides_from_the_command_line():
         parse_recipe_changes(["learnig_rate=1"])
     with pytest.raises(SystemExit, match="expected KEY=VALUE"):
         parse_recipe_changes(["learning_rate"])
+
+
+def test_validation_reports_the_audits_reconstruction_accuracy(monkeypatch):
+    """recon_acc: argmax decodes from the posterior mean (no teacher forcing) against the windows,
+    over the first RECON_EXAMPLES of them — the statistic whose curve a card shows."""
+    from export_onnx.configs import get_config
+    from export_onnx.model import MusicVAE
+    from export_onnx import train as T
+    torch.manual_seed(0)
+    config = get_config("mel_2bar")
+    model = MusicVAE(config, ModelSize(enc_units=8, dec_units=8, dec_layers=1, z_size=4))
+    x = _melodies(np.random.default_rng(2), 12)
+    got = T.validate(model, x, config.recipe, "cpu", batch_size=5)["recon_acc"]
+    want = float((model.reconstruct(torch.as_tensor(x.astype(np.int64))).numpy() == x).mean())
+    assert got == pytest.approx(want)
+    # counted over the first RECON_EXAMPLES windows only, batch by batch
+    monkeypatch.setattr(T, "RECON_EXAMPLES", 3)
+    first3 = float((model.reconstruct(torch.as_tensor(x[:3].astype(np.int64))).numpy() == x[:3]).mean())
+    assert T.validate(model, x, config.recipe, "cpu", batch_size=2)["recon_acc"] == pytest.approx(first3)
+    # a decoder that copies its input back scores 1; one that writes token 0 scores the share of 0s
+    monkeypatch.setattr(MusicVAE, "reconstruct", lambda self, t: t.clone())
+    assert T.reconstruction_accuracy(model, x, "cpu", 5) == 1.0
+    monkeypatch.setattr(MusicVAE, "reconstruct", lambda self, t: torch.zeros_like(t))
+    assert T.reconstruction_accuracy(model, x, "cpu", 5) == pytest.approx(float((x == 0).mean()))
+    assert T.reconstruction_accuracy(model, x[:0], "cpu", 5) is None
