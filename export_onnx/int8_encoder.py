@@ -80,6 +80,44 @@ def fold_float16_casts(model):
     return m
 
 
+def unshare_lstm_weights(model) -> int:
+    """Give every LSTM node its own copy of weight initializers it shares with another LSTM (in place;
+    returns the number of copies). onnxruntime's quantiser rewrites an LSTM's weights once per node,
+    so a weight shared by two (the trio chain's lead and bass encoders are both mel_2bar's, tied
+    through Identity nodes) reached the second node already rewritten: a graph that does not load."""
+    from onnx import numpy_helper
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    # the exporter ties a reused module's weights with Identity nodes: follow them to the initializer
+    identity = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity"}
+    seen, copies = set(), 0
+    for n in g.node:
+        if n.op_type != "LSTM":
+            continue
+        for k in range(1, min(4, len(n.input))):
+            name = n.input[k]
+            while name in identity and name not in inits:
+                name = identity[name]
+            if name not in inits:
+                continue
+            if name in seen or name != n.input[k]:
+                copies += 1
+                new = f"{name}__copy{copies}"
+                g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[name]), new))
+                n.input[k] = new
+            else:
+                seen.add(name)
+    # the Identity nodes now feed nothing: drop them, or their float weights stay in the file
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    dead = [n for n in g.node if n.op_type == "Identity" and n.output[0] not in used]
+    for n in dead:
+        g.node.remove(n)
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    for init in [i for i in g.initializer if i.name not in used]:
+        g.initializer.remove(init)
+    return copies
+
+
 def quantize_encoder(src, dst, per_channel: bool = True) -> dict:
     """Write the int8 version of the encoder graph `src` to `dst` (see the module docstring).
 
@@ -93,6 +131,7 @@ def quantize_encoder(src, dst, per_channel: bool = True) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = fold_float16_casts(onnx.load(str(src)))
+    unshare_lstm_weights(model)
     lstms = op_counts(model).get("LSTM", 0)
     root = logging.getLogger()
     level = root.level

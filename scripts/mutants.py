@@ -307,6 +307,9 @@ MUTANTS = [
            [pytest("tests/export_onnx/test_train.py", "-k", "reconstruction_accuracy")],
            "export_onnx/train.py", "reconstruction_accuracy(model, tokens[:RECON_EXAMPLES], device, batch_size)",
            "reconstruction_accuracy(model, tokens, device, batch_size)", group="issue 17"),
+    Mutant("int8_encoder_tied_weights", "add-int8 quantises an encoder whose LSTMs share weights as it is",
+           [pytest("tests/export_onnx/test_latent_chain_trio.py", "-k", "tied")],
+           "export_onnx/int8_encoder.py", "    unshare_lstm_weights(model)\n", "", group="issue 20"),
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],
            "bridge/core/codecs.py", "if k < 0 or pitch >= spans[k][2]:", "if k < 0 or pitch < spans[k][2]:",
