@@ -6,15 +6,15 @@ imported with `import-magenta` (export_onnx.magenta_import). Then, on those iden
 thread each:
 - latent-bridge: the imported package in this process (bridge.runtime.engine, onnxruntime);
 - torch eager: the importer's torch model (export_onnx.bench_torch.bench_model_ops);
-- magenta.js: @magenta/music 1.23.1 under Node with tfjs's JS CPU backend
-  (tests/magenta_js/harness.js, `npm ci --prefix tests/magenta_js`).
+- magenta.js: @magenta/music 1.23.1 under Node, on tfjs's JS CPU backend and on its wasm backend
+  (@tensorflow/tfjs-backend-wasm 2.8.6, XNNPACK kernels in WebAssembly, one thread;
+  tests/magenta_js/harness.js, `npm ci --prefix tests/magenta_js`). The wasm backend of tfjs 2.8
+  has no LinSpace kernel, so there the harness interpolates as magenta.js does but draws the line
+  itself (encode both ends in one call, decode the 8 points).
 Timed: `decode` of one z (argmax) and `interpolate` between two sequences in 8 steps (encode both,
 decode the path), p50 of several calls after a warm-up (magenta.js: the median of `js_reps` calls:
 it is slow). The ratios are peer / latent-bridge. The weights are float32 for all three (the
 shipped packages' fp16 storage and int8 step are this runtime's own gains: they are in the main tables).
-
-tfjs's wasm backend is not measured: @tensorflow/tfjs-backend-wasm is not installed with
-@magenta/music 1.23.1 and the lockfile pins what the import tests check against.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from .inprocess import timed_calls
 
 STEPS = 8
 JS_REPS = 3
+# the magenta.js runs: result key -> tfjs backend
+JS_BACKENDS = {"magenta_js": "cpu", "magenta_js_wasm": "wasm"}
 
 
 def peers_available() -> str | None:
@@ -103,17 +105,23 @@ def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, 
     reps = max(3, min(repeats, int(budget_s / max(max(v[0] for v in probe.values()), 1e-4))))
     t = bench_model_ops(model, repeats=reps, warmup=1, steps=STEPS)
     res["torch"] = {op: summarize(t[op]) for op in ("decode", f"interpolate{STEPS}")}
-    log(f"  peers {info['name']}: magenta.js (tfjs cpu)")
-    js = run_magenta_js({"checkpoint": str(ckpt), "encode_tokens": tokens.tolist(),
-                         "timing": {"reps": js_reps, "z": z.tolist(), "a": note_sequence_like(a), "b": note_sequence_like(b),
-                                    "interp_steps": STEPS}}, workdir / "js", timeout=1800.0)
-    res["magenta_js"] = {"decode": summarize([v / 1e3 for v in js["timing"]["decode"]["all_ms"]]),
-                         f"interpolate{STEPS}": summarize([v / 1e3 for v in js["timing"]["interpolate"]["all_ms"]])}
-    z_diff = float(np.abs(ours.encode_tokens(tokens) - np.asarray(js["z"])).max())   # the same weights, truly
+    z_diff = 0.0
+    for key, backend in JS_BACKENDS.items():
+        log(f"  peers {info['name']}: magenta.js (tfjs {backend})")
+        js = run_magenta_js({"checkpoint": str(ckpt), "backend": backend, "encode_tokens": tokens.tolist(),
+                             "timing": {"reps": js_reps, "z": z.tolist(), "a": note_sequence_like(a),
+                                        "b": note_sequence_like(b), "interp_steps": STEPS}},
+                            workdir / f"js_{backend}", timeout=1800.0)
+        if js.get("backend") != backend:
+            raise RuntimeError(f"magenta.js ran on tfjs {js.get('backend')!r}, not {backend}")
+        res[key] = {"decode": summarize([v / 1e3 for v in js["timing"]["decode"]["all_ms"]]),
+                    f"interpolate{STEPS}": summarize([v / 1e3 for v in js["timing"]["interpolate"]["all_ms"]])}
+        # the same weights, truly, on every backend: its encoder gives our z
+        z_diff = max(z_diff, float(np.abs(ours.encode_tokens(tokens) - np.asarray(js["z"])).max()))
     ops = {op: {impl: res[impl][op] for impl in res} for op in ("decode", f"interpolate{STEPS}")}
     ratios = {}
     for op, r in ops.items():
         o = r["latent_bridge"]["p50_ms"]
         ratios[op] = {"torch_over_ours": round(r["torch"]["p50_ms"] / o, 2),
-                      "magenta_js_over_ours": round(r["magenta_js"]["p50_ms"] / o, 1)}
+                      **{f"{key}_over_ours": round(r[key]["p50_ms"] / o, 1) for key in JS_BACKENDS}}
     return {"converter": conv["type"], "ops": ops, "ratios": ratios, "check": {"max_z_diff": z_diff}}

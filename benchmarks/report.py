@@ -157,23 +157,26 @@ def markdown(report: dict) -> str:
         else:
             L.append("Random magenta.js checkpoints of each package's architecture, imported with `import-magenta`; "
                      "the same float32 weights in latent-bridge (onnxruntime), torch eager and @magenta/music "
-                     "(tfjs JS CPU backend, Node). p50 in ms; ratio = peer / latent-bridge; targets: torch "
-                     f"≥ {PEER_TARGETS['torch_over_ours']:g}×, magenta.js ≥ {PEER_TARGETS['magenta_js_over_ours']:g}× "
-                     "(benchmarks/peers.py).")
+                     "under Node on tfjs's JS CPU backend and on its wasm backend (one thread; no target, for "
+                     "reference). p50 in ms; ratio = peer / latent-bridge; targets: torch "
+                     f"≥ {PEER_TARGETS['torch_over_ours']:g}×, magenta.js (JS CPU) ≥ "
+                     f"{PEER_TARGETS['magenta_js_over_ours']:g}× (benchmarks/peers.py).")
             L.append("")
-            L.append("| model | op | latent-bridge | torch eager | magenta.js | torch / ours | magenta.js / ours | max \\|Δz\\| |")
-            L.append("|---|---|---|---|---|---|---|---|")
+            L.append("| model | op | latent-bridge | torch eager | magenta.js | magenta.js wasm | torch / ours "
+                     "| magenta.js / ours | magenta.js wasm / ours | max \\|Δz\\| |")
+            L.append("|---|---|---|---|---|---|---|---|---|---|")
             for name, res in peers.items():
                 if "error" in res:
-                    L.append(f"| {name} | – | {res['error']} | | | | | |")
+                    L.append(f"| {name} | – | {res['error']} | | | | | | | |")
                     continue
                 for op, r in res["ops"].items():
                     rat = res["ratios"][op]
-                    ok = {k: rat[k] >= v for k, v in PEER_TARGETS.items()}
+                    mark = lambda k: "" if k not in PEER_TARGETS or rat[k] >= PEER_TARGETS[k] else " **(< target)**"  # noqa: E731
+                    wasm = r.get("magenta_js_wasm")
                     L.append(f"| {name} | {op} | {_f(r['latent_bridge']['p50_ms'])} | {_f(r['torch']['p50_ms'])} | "
-                             f"{_f(r['magenta_js']['p50_ms'], 0)} | "
-                             + " | ".join(f"{_f(rat[k], 1)}×" + ("" if ok[k] else " **(< target)**")
-                                          for k in PEER_TARGETS)
+                             f"{_f(r['magenta_js']['p50_ms'], 0)} | {_f(wasm['p50_ms'], 0) if wasm else '–'} | "
+                             + " | ".join(f"{_f(rat[k], 1)}×{mark(k)}" if k in rat else "–"
+                                          for k in ("torch_over_ours", "magenta_js_over_ours", "magenta_js_wasm_over_ours"))
                              + f" | {res['check']['max_z_diff']:.1e} |")
         L.append("")
     L.append("### Morph lookahead margin")

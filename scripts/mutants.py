@@ -310,6 +310,10 @@ MUTANTS = [
     Mutant("int8_encoder_tied_weights", "add-int8 quantises an encoder whose LSTMs share weights as it is",
            [pytest("tests/export_onnx/test_latent_chain_trio.py", "-k", "tied")],
            "export_onnx/int8_encoder.py", "    unshare_lstm_weights(model)\n", "", group="issue 20"),
+    Mutant("peers_wasm_on_cpu", "the magenta.js harness ignores the asked tfjs backend (wasm timed on the JS CPU one)",
+           [pytest("tests/benchmarks/test_peers.py", "-k", "mel_2bar")],
+           "tests/magenta_js/harness.js", "const backend = job.backend || 'cpu';", "const backend = 'cpu';",
+           group="issue 20"),
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],
            "bridge/core/codecs.py", "if k < 0 or pitch >= spans[k][2]:", "if k < 0 or pitch < spans[k][2]:",

@@ -22,10 +22,13 @@ def test_identical_weights_in_the_three_implementations(tiny_models_dir, tmp_pat
     assert res["check"]["max_z_diff"] < 1e-4
     for op in ("decode", "interpolate8"):
         row = res["ops"][op]
-        assert all(row[impl]["n"] >= 1 and row[impl]["p50_ms"] > 0 for impl in ("latent_bridge", "torch", "magenta_js"))
+        assert all(row[impl]["n"] >= 1 and row[impl]["p50_ms"] > 0
+                   for impl in ("latent_bridge", "torch", "magenta_js", "magenta_js_wasm"))
         r = res["ratios"][op]
         # rounded to 2 decimals in the report
         assert r["torch_over_ours"] == pytest.approx(row["torch"]["p50_ms"] / row["latent_bridge"]["p50_ms"], abs=0.006)
+        assert r["magenta_js_wasm_over_ours"] == pytest.approx(
+            row["magenta_js_wasm"]["p50_ms"] / row["latent_bridge"]["p50_ms"], abs=0.06)
     md = report.markdown({"generated": "now", "command": "x", "quick": False,
                           "machine": {"cpu": "x", "cores": 2, "usable_cores": 2, "memory_gib": 1, "os": "o",
                                       "python": "3", "onnxruntime": "1", "onnxruntime_providers": ["CPU"],
@@ -33,3 +36,5 @@ def test_identical_weights_in_the_three_implementations(tiny_models_dir, tmp_pat
                           "load": {"min_1min": 0.1, "mean_1min": 0.2, "max_1min": 0.3, "quiet": True},
                           "packages": [], "targets": [], "runs": [], "peers": {name: res}})
     assert "### Peers on identical weights" in md and f"| {name} | interpolate8 |" in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {name} | interpolate8 |"))
+    assert len(row.split("|")) == 12 and f"{res['ratios']['interpolate8']['magenta_js_wasm_over_ours']:.1f}×" in row

@@ -1,4 +1,4 @@
-// Reference runner: magenta.js (@magenta/music, Node build, tfjs cpu backend) on a checkpoint directory.
+// Reference runner: magenta.js (@magenta/music, Node build, tfjs cpu or wasm backend) on a checkpoint directory.
 //
 //   node harness.js JOB.json OUT.json
 //
@@ -12,7 +12,8 @@
 //                                            //   model's encoder input roll, every column)
 //   "encode_sequences": [NoteSequenceLike, ...],  // optional: model.encode (magenta.js's own path:
 //                                            //   toTensor, then the encoder) -> encoded_sequences
-//   "timing": {"reps": n, "z": [B][z], "a": ns, "b": ns, "interp_steps": 8}   // optional
+//   "timing": {"reps": n, "z": [B][z], "a": ns, "b": ns, "interp_steps": 8},  // optional
+//   "backend": "cpu" | "wasm"                // optional: tfjs backend (default cpu)
 // }
 // Tokens follow bridge.core.codecs: melody 0 = no event, 1 = note-off, 2.. = pitches; drums = bitmask
 // of the 9 classes. A NoteSequenceLike is {"notes": [{pitch, start, end, isDrum, program}]} with
@@ -41,7 +42,9 @@ function serve(dir) {
     }
     const body = fs.readFileSync(file);
     res.writeHead(200, {
-      'Content-Type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      // application/wasm: WebAssembly.instantiateStreaming refuses any other type
+      'Content-Type': file.endsWith('.json') ? 'application/json'
+          : file.endsWith('.wasm') ? 'application/wasm' : 'application/octet-stream',
       'Content-Length': body.length,
     });
     res.end(body);
@@ -67,15 +70,18 @@ function encoderInput(tokens, lay) {
   // Magenta's DrumsConverter builds it (the models were trained on that): the "no hit" column set on
   // the step that has no hit. magenta.js's own DrumsConverter.toTensor sets it one step early
   // (docs/magenta-js.md); test_import_magenta.py calls that one for real ("to_tensor").
+  if (lay.roll) {
+    // built in plain JS: tfjs's wasm backend (2.8) has no Mod / FloorDiv kernels
+    const roll = tokens.map((seq) => seq.map(([tok]) => {
+      const row = [];
+      for (let c = 0; c < 9; ++c) row.push((tok >> c) & 1);
+      row.push(tok === 0 ? 1 : 0);  // NOR column
+      return row;
+    }));
+    return tf.tensor3d(roll, undefined, 'float32');
+  }
   return tf.tidy(() => {
     const t = tf.tensor3d(tokens, undefined, 'int32');
-    if (lay.roll) {
-      const bits = [];
-      for (let c = 0; c < 9; ++c) bits.push(tf.mod(tf.floorDiv(t, 1 << c), 2));
-      const hits = tf.concat(bits, 2);  // (B, steps, 9)
-      const none = tf.equal(t, 0).toInt();  // NOR column
-      return tf.concat([hits, none], 2).toFloat();
-    }
     const parts = lay.tracks.map((tr, i) =>
         tf.oneHot(t.slice([0, 0, i], [-1, -1, 1]).squeeze([2]), tr.depth).toFloat());
     return tf.concat(parts, 2);
@@ -143,12 +149,46 @@ async function timeIt(reps, fn) {
   return {median_ms: median(ms), all_ms: ms};
 }
 
+// model.interpolate's path without tf.linspace, which the wasm backend of tfjs 2.8 lacks: the same
+// work (encode both ends in one call, the straight line between them, decode every point)
+async function interpolateByHand(model, a, b, steps) {
+  const z = await model.encode([a, b]);
+  const [za, zb] = await z.array();
+  z.dispose();
+  const rows = [];
+  for (let i = 0; i < steps; ++i) {
+    const t = i / (steps - 1);
+    rows.push(za.map((v, k) => v + t * (zb[k] - v)));
+  }
+  const path = tf.tensor2d(rows);
+  const out = await model.decode(path);
+  path.dispose();
+  return out;
+}
+
 async function main() {
   const [jobPath, outPath] = process.argv.slice(2);
   const job = JSON.parse(fs.readFileSync(jobPath, 'utf8'));
   const spec = JSON.parse(fs.readFileSync(path.join(job.checkpoint, 'config.json'), 'utf8'));
   const lay = layout(spec.dataConverter);
-  await tf.setBackend('cpu');
+  // "backend": "cpu" (tfjs's JS kernels, the default) or "wasm" (@tensorflow/tfjs-backend-wasm, its
+  // XNNPACK kernels compiled to WebAssembly, one thread under Node)
+  const backend = job.backend || 'cpu';
+  let wasmServer = null;
+  if (backend === 'wasm') {
+    // Node 20 has a global fetch, so the emscripten loader fetches its .wasm and cannot take a
+    // file path: serve the package's dist/ over loopback HTTP as well
+    const wasm = require('@tensorflow/tfjs-backend-wasm');
+    wasmServer = await serve(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist'));
+    wasm.setWasmPaths(`http://127.0.0.1:${wasmServer.address().port}/`);
+  }
+  try {
+    if (!(await tf.setBackend(backend))) throw new Error(`harness: tfjs backend ${backend} did not start`);
+    await tf.ready();
+  } catch (e) {
+    if (wasmServer) wasmServer.close();
+    throw e;
+  }
   const server = await serve(job.checkpoint);
   const url = `http://127.0.0.1:${server.address().port}`;
   const out = {backend: tf.getBackend(), tfjs_version: tf.version.tfjs};
@@ -202,13 +242,16 @@ async function main() {
       const b = noteSequence(tm.b, numSteps);
       out.timing = {
         decode: await timeIt(tm.reps, () => model.decode(z)),
-        interpolate: await timeIt(tm.reps, () => model.interpolate([a, b], tm.interp_steps)),
+        interpolate: await timeIt(tm.reps, tf.getKernel('LinSpace', tf.getBackend())
+            ? () => model.interpolate([a, b], tm.interp_steps)
+            : () => interpolateByHand(model, a, b, tm.interp_steps)),
       };
       z.dispose();
     }
     model.dispose();
   } finally {
     server.close();
+    if (wasmServer) wasmServer.close();
   }
   fs.writeFileSync(outPath, JSON.stringify(out));
 }
