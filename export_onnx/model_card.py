@@ -115,8 +115,14 @@ def _trend(val: list[dict]) -> str:
         return ""
     a, b = val[len(val) // 2], val[-1]
     acc = lambda e: sum(e["acc"]) / len(e["acc"])  # noqa: E731
+    rec = ""
+    if a.get("recon_acc") is not None and b.get("recon_acc") is not None:
+        n = f", {b['recon_n']} validation windows" if b.get("recon_n") else ""
+        rec = (f", and reconstruction accuracy (argmax from the posterior mean, the audit's statistic{n}) "
+               f"{a['recon_acc']:.3f} → {b['recon_acc']:.3f}")
     return (f" Over the second half of the run (steps {a['step']:,} → {b['step']:,}) validation teacher-forced "
-            f"accuracy went {acc(a):.3f} → {acc(b):.3f} and reconstruction loss {a['r_loss']:.1f} → {b['r_loss']:.1f} nats.")
+            f"accuracy went {acc(a):.3f} → {acc(b):.3f} and reconstruction loss {a['r_loss']:.1f} → "
+            f"{b['r_loss']:.1f} nats{rec}.")
 
 
 def _closing(mean, target, rising, facts, val=()) -> str:

@@ -227,6 +227,7 @@ def validate(model: MusicVAE, tokens: np.ndarray, recipe: TrainRecipe, device, b
     # nothing about the input, the decoder ignores it), which the losses alone do not show
     out["z_spread"] = float(torch.cat(mus).std(0).mean()) if n > 1 else None
     out["recon_acc"] = reconstruction_accuracy(model, tokens[:RECON_EXAMPLES], device, batch_size)
+    out["recon_n"] = min(len(tokens), RECON_EXAMPLES)
     return out
 
 

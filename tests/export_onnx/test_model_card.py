@@ -64,3 +64,20 @@ def test_refresh_in_a_package_keeps_the_accompaniment_section(tmp_path):
     assert card.count(SURROGATE_HEADING) == 1 and card.rstrip().endswith("| surrogate | 0.25 |")
     files = json.loads((pkg / "model.json").read_text())["files"]
     assert files == {"MODEL_CARD.md": sha256_file(pkg / "MODEL_CARD.md"), "a.onnx": "x"}
+
+
+def test_the_gap_states_the_logged_reconstruction_curve(tmp_path):
+    """Validation lines that carry recon_acc (the audit's statistic): the card's trend quotes it and
+    the curve plots it; older logs without it still make a card."""
+    run, data = _run_dir(tmp_path, 0.75)
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    lines += [{"step": s, "split": "validation", "acc": [0.7], "r_loss": 29.0} for s in (300, 400)]
+    for e, r in zip((e for e in lines if e["split"] == "validation"), (0.58, 0.60, 0.61, 0.66)):
+        e["recon_acc"], e["recon_n"] = r, 256
+    (run / "log.jsonl").write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    card = write_model_card(run, data).read_text()
+    assert "reconstruction accuracy (argmax from the posterior mean, the audit's statistic, 256 validation " \
+           "windows) 0.610 → 0.660" in card     # steps 300 → 400, the second half
+    (tmp_path / "old").mkdir()
+    plain, _ = _run_dir(tmp_path / "old", 0.75)
+    assert "argmax from the posterior mean, the audit" not in write_model_card(plain, data).read_text()
