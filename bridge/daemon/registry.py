@@ -35,7 +35,6 @@ Every field value has passed bridge.daemon.values before a handler runs (numbers
 """
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
@@ -477,6 +476,7 @@ def encode_notes(model, note_lists: list) -> np.ndarray:
 
 
 def z_to_list(z) -> list[float]:
-    """float32 values as the shortest decimals that read back to the same float32."""
-    return [float(str(v)) if math.isfinite(v) else 0.0
-            for v in (np.float32(x) for x in np.asarray(z, dtype=np.float32).reshape(-1))]
+    """float32 values as the shortest decimals that read back to the same float32 (non-finite: 0).
+    numpy's float32 -> str conversion of the whole array is that shortest form, in one call."""
+    a = np.asarray(z, dtype=np.float32).reshape(-1)
+    return list(map(float, np.where(np.isfinite(a), a, np.float32(0)).astype(str)))

@@ -115,3 +115,19 @@ def test_session_and_hardware_client_implement_one_interface():
     assert host.sent[0].startswith(ERROR.encode()) and len(host.sent) == 4    # error, ok, seq, done
     with pytest.raises(TypeError):
         type("Half", (ClientSession,), {"on_close": lambda self, fn: None})()   # send is abstract
+
+
+def test_latents_go_out_as_the_shortest_decimals_that_read_back():
+    """z_to_list: each float32 as the shortest decimal that reads back to the same float32 (what
+    `str` of a numpy float32 prints), so a client's JSON carries 0.1, not 0.10000000149011612;
+    non-finite values become 0."""
+    import numpy as np
+    from bridge.daemon.registry import z_to_list
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal(512) * 10.0 ** rng.integers(-8, 8, 512)).astype(np.float32)
+    z[:4] = [np.inf, np.nan, -np.inf, 0.1]
+    got = z_to_list(z)
+    assert got[:4] == [0.0, 0.0, 0.0, 0.1] and all(type(v) is float for v in got)
+    assert got[4:] == [float(str(np.float32(v))) for v in z[4:]]
+    assert (np.asarray(got[4:], dtype=np.float32) == z[4:]).all()
+    assert z_to_list(np.float32([[1.5, 2.25]])) == [1.5, 2.25]
