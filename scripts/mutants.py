@@ -314,6 +314,10 @@ MUTANTS = [
            [pytest("tests/benchmarks/test_peers.py", "-k", "mel_2bar")],
            "tests/magenta_js/harness.js", "const backend = job.backend || 'cpu';", "const backend = 'cpu';",
            group="issue 20"),
+    Mutant("step_graph_cores_unshared", "the trio chain's lead and bass cores run as separate Gemms again (weights read twice a step)",
+           [pytest("tests/export_onnx/test_latent_chain_trio.py", "-k", "package")],
+           "export_onnx/step_graph.py", "                members.append(k)\n                break\n",
+           "                pass\n", group="issue 20"),
     # ---- one per codec
     Mutant("codec_melody", "melody skyline: the lowest note wins", [pytest(CODECS, "-k", "melody")],
            "bridge/core/codecs.py", "if k < 0 or pitch >= spans[k][2]:", "if k < 0 or pitch < spans[k][2]:",

@@ -114,10 +114,16 @@ def test_trio_package_decodes_each_track_from_its_code_like_torch(trio_chain, tm
     np.testing.assert_allclose(model.encode_tokens(got), mu_t, atol=1e-4)
     # the bass never takes a class the moved core cannot write (its logits are NEVER)
     assert (got[..., 1] < 90 - 24).all()
-    # the weights mel_2bar's two cores share are stored once; each core projects only its own code
+    # the weights mel_2bar's two cores share are stored once and read once per step: lead and bass
+    # run as one batch of stacked rows (one Gemm per layer); each core projects only its own code
     import onnx
-    step = {t.name: list(t.dims) for t in onnx.load(str(tmp_path / "trio_16bar" / "decoder_step.onnx")).graph.initializer}
-    assert "c0l1_kernel" in step and "c1l1_kernel" not in step and "c2l1_kernel" in step
+    graph = onnx.load(str(tmp_path / "trio_16bar" / "decoder_step.onnx")).graph
+    step = {t.name: list(t.dims) for t in graph.initializer}
+    assert "g0l0_kernel" in step and "g0l1_kernel" in step and "c2l1_kernel" in step
+    assert not [n for n in step if n.startswith(("c0l1_", "c1l1_"))]
+    assert step["g0l0_rows"] == [2]
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    assert len(gemms) == 2 + 2 + 3          # lead+bass: 2 layers; drums: 2 layers; 3 output projections
     init = [list(t.dims) for t in onnx.load(str(tmp_path / "trio_16bar" / "decoder_init.onnx")).graph.initializer]
     assert not [d for d in init if d and d[0] == 3 * CODE], init
 
