@@ -19,9 +19,10 @@ INT8_HEADING = "## int8 decoder step"     # written by `add-int8` (export_onnx.i
 SAMPLER_HEADING = "## Prior sampler (a pair)"   # written by `add-sampler` (export_onnx.pair)
 INT8_ENCODER_HEADING = "## int8 encoder"     # written by `add-int8` (export_onnx.int8_encoder)
 PRIOR_HEADING = "## Fitted prior"     # written by `fit-prior` (export_onnx.latent_prior)
+RECON_CURVE_HEADING = "## Reconstruction over training"   # `recon_curve_section`: a missed target's curve
 # written into a package's card after export (add-surrogate, audit, add-int8): kept when the card is refreshed
 PACKAGE_SECTIONS = (SURROGATE_HEADING, AUDIT_HEADING, INT8_HEADING, INT8_ENCODER_HEADING, SAMPLER_HEADING,
-                    PRIOR_HEADING)
+                    PRIOR_HEADING, RECON_CURVE_HEADING)
 LICENSES = {"pop909": "MIT (POP909, Wang et al., ISMIR 2020)",
             "nottingham": "GPL-3.0 (Nottingham Music Database, cleaned by Jukedeck)",
             "groove": "CC BY 4.0 (Groove MIDI Dataset, Gillick et al., ICML 2019)",
@@ -76,6 +77,45 @@ def plot_curves(curves: dict, out: Path) -> None:
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(str(out), format="png")
+
+
+def recon_curve_section(run_dir, out_png: Path, target: float, image: str, closing: str = "") -> str:
+    """A card section for a missed reconstruction target: the run's logged `recon_acc` (the audit's
+    statistic, free-running from the posterior mean on validation windows) and teacher-forced
+    accuracy against step, with the target, plotted to `out_png` (linked as `image`), and `closing`
+    (what would close the gap, from the measurements).
+
+    Raises:
+        ValueError: the run logged no recon_acc (runs before stop 20 did not)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    run_dir = Path(run_dir)
+    val = [e for e in read_log(run_dir, "validation") if e.get("recon_acc") is not None]
+    if not val:
+        raise ValueError(f"{run_dir}: no validation line with recon_acc")
+    steps = [e["step"] for e in val]
+    rec = [e["recon_acc"] for e in val]
+    tf = [sum(e["acc"]) / len(e["acc"]) for e in val]
+    fig = Figure(figsize=(6, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(steps, tf, marker=".", label="teacher-forced accuracy")
+    ax.plot(steps, rec, marker="x", label="reconstruction accuracy (argmax from μ)")
+    ax.axhline(target, color="#d62728", linestyle="--", label=f"target {target:g}")
+    ax.set_xlabel("step of the run")
+    ax.set_title(f"{run_dir.name}: validation ({val[-1].get('recon_n', '?')} windows)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(out_png), format="png")
+    best = max(range(len(rec)), key=rec.__getitem__)
+    lines = [RECON_CURVE_HEADING, "",
+             f"The audit's reconstruction statistic over the run `{run_dir.name}` ({steps[0]:,} → {steps[-1]:,} "
+             f"steps, validated every {steps[1] - steps[0] if len(steps) > 1 else 0:,}): {rec[0]:.3f} at the first "
+             f"validation, {rec[-1]:.3f} at the last, best {rec[best]:.3f} (step {steps[best]:,}); teacher-forced "
+             f"accuracy {tf[0]:.3f} → {tf[-1]:.3f}. Target {target:g}.", "", f"![reconstruction over training]({image})"]
+    if closing:
+        lines += ["", closing]
+    return "\n".join(lines) + "\n"
 
 
 def fmt(v, digits=3) -> str:

@@ -81,3 +81,21 @@ def test_the_gap_states_the_logged_reconstruction_curve(tmp_path):
     (tmp_path / "old").mkdir()
     plain, _ = _run_dir(tmp_path / "old", 0.75)
     assert "argmax from the posterior mean, the audit" not in write_model_card(plain, data).read_text()
+
+
+def test_a_missed_reconstruction_target_gets_its_curve(tmp_path):
+    from export_onnx.model_card import RECON_CURVE_HEADING, recon_curve_section
+    import pytest
+    run, _ = _run_dir(tmp_path, 0.75)
+    with pytest.raises(ValueError, match="recon_acc"):        # a run from before stop 20
+        recon_curve_section(run, tmp_path / "c.png", 0.85, "c.png")
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    for e, r in zip((e for e in lines if e["split"] == "validation"), (0.71, 0.74)):
+        e["recon_acc"], e["recon_n"] = r, 256
+    (run / "log.jsonl").write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    text = recon_curve_section(run, tmp_path / "c.png", 0.85, "models/c.png", "More data would close it.")
+    assert text.startswith(RECON_CURVE_HEADING)
+    assert "0.710 at the first validation, 0.740 at the last, best 0.740 (step 200)" in text
+    assert "teacher-forced accuracy 0.500 → 0.700. Target 0.85." in text
+    assert "![reconstruction over training](models/c.png)" in text and text.rstrip().endswith("More data would close it.")
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
