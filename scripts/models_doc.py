@@ -152,12 +152,13 @@ def palettes_section() -> str:
             + "\n".join(rows) + "\n\nPalette samples are closer to the learning clips on every statistic on average (or level with the "
             "prior where both are already at the clips' value: drums walls, 0 for both), "
             "but the latent distance ratio stays under the 2× target (the table): the decoder at T = 0.5 adds its own "
-            "variety, which the re-encoding measures. For a pair (both 2-bar models) the prior samples come from its sampler, "
-            "as `sample` plays them, and every latent is the package's own (high-KL) encoding. That sampler's samples "
+            "variety, which the re-encoding measures. The prior samples are what `sample` plays: for mel_2bar (a pair) "
+            "its low-KL sampler's, for drums_2bar the draws of its fitted prior (stop 20; the low-KL sampler's "
+            "before), and every latent is the package's own (high-KL) encoding. mel_2bar's sampler's samples "
             "are already in key and smooth like real melodies, so there the palette's gain is the player's own "
             "density and range (the notes-per-bar and range gaps), while its in-key and leap gaps are on par with "
             "the prior's; the latent ratio was 1.23× (mel_2bar) and 1.56× (drums_2bar) with the previous low-KL "
-            "packages alone.\n\n"
+            "packages alone, 1.35× for drums_2bar with its low-KL sampler (stop 19).\n\n"
             "![palette samples vs prior samples](models/palettes.png)\n\n")
 
 
