@@ -362,6 +362,26 @@ def int8_graph(info: dict, role: str) -> tuple[dict | None, str]:
     return entry, ""
 
 
+def named_section(package_dir, info: dict, key: str, field: str) -> tuple[dict, str] | None:
+    """A manifest section that names one entry of the package directory in `field` (the sampler's
+    folder, the prior's file): (section, name), or None when the manifest has no such section.
+
+    Raises:
+        ModelError: not an object with a string `field`, or a name that is not a plain entry of the
+            package directory (a path, "", "." or "..").
+    """
+    entry = info.get(key)
+    if entry is None:
+        return None
+    path = Path(package_dir)
+    if not isinstance(entry, dict) or not isinstance(entry.get(field), str):
+        raise ModelError(f"{path}/model.json: '{key}' must be an object with a '{field}'")
+    name = entry[field]
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise ModelError(f"{path}/model.json: the {key} {field} {name!r} must be a plain name inside the package")
+    return entry, name
+
+
 SAMPLER_KEY = "sampler"
 SAMPLER_DIR = "sampler"
 # what must match between a package and its sampler: the sampler's notes replace the package's own
@@ -383,15 +403,11 @@ def sampler_entry(package_dir, info: dict) -> dict | None:
         ModelError: a malformed section, a dir that is not a plain subdirectory name, a missing or
             changed sampler manifest, or a sampler whose SAMPLER_FIELDS differ from the package's.
     """
-    entry = info.get(SAMPLER_KEY)
-    if entry is None:
+    named = named_section(package_dir, info, SAMPLER_KEY, "dir")
+    if named is None:
         return None
+    entry, d = named
     path = Path(package_dir)
-    if not isinstance(entry, dict) or not isinstance(entry.get("dir"), str):
-        raise ModelError(f"{path}/model.json: 'sampler' must be an object with a 'dir'")
-    d = entry["dir"]
-    if Path(d).name != d or d in ("", ".", ".."):
-        raise ModelError(f"{path}/model.json: sampler dir {d!r} must be a subdirectory name")
     manifest = path / d / MANIFEST
     if not manifest.is_file():
         raise ModelError(f"{path}: the sampler package {d}/ is missing")

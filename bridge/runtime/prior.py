@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ModelError
+from .package import named_section
 
 PRIOR_KEY = "prior"
 PRIOR_FILE = "prior.npz"
@@ -78,14 +79,12 @@ def read_prior(package_dir, info: dict, z_size: int) -> LatentPrior | None:
         ModelError: a malformed section, a file not listed in `files` or missing, a file that is not
             a prior, or one for another latent size.
     """
-    entry = info.get(PRIOR_KEY)
-    if entry is None:
+    named = named_section(package_dir, info, PRIOR_KEY, "file")
+    if named is None:
         return None
+    entry, name = named
     path = Path(package_dir)
-    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-        raise ModelError(f"{path}/model.json: 'prior' must be an object with a 'file'")
-    name = entry["file"]
-    if Path(name).name != name or name not in (info.get("files") or {}):
+    if name not in (info.get("files") or {}):
         raise ModelError(f"{path}/model.json: the prior file {name!r} is not a file listed in 'files'")
     if not (path / name).is_file():
         raise ModelError(f"{path}: the prior file {name} is missing")

@@ -73,6 +73,13 @@ def test_a_changed_sampler_is_refused(pair, tmp_path):
     shutil.rmtree(pkg / "sampler")
     with pytest.raises(ModelError, match="sampler package sampler/ is missing"):
         load_model(pkg)
+    # a section that points outside the package, or is not an object naming a folder
+    from bridge.runtime import package as P
+    for bad, message in (({"dir": ".."}, "plain name inside the package"), ({"dir": "a/b"}, "plain name"),
+                         ("sampler", "must be an object with a 'dir'")):
+        P.update_manifest(pkg, lambda i: i.__setitem__("sampler", bad))
+        with pytest.raises(ModelError, match=message):
+            load_model(pkg)
 
 
 def test_a_sampler_of_another_kind_or_too_big_is_refused(pair, tiny_models_dir, tmp_path):
