@@ -152,10 +152,9 @@ def shared_groups(parts, widths) -> list[list[int]]:
     return [members for _, members in groups]
 
 
-def _shared_cores(group, parts, widths, first_row, node, const, cell, token_rows, projs, U) -> dict:
+def _shared_cores(group, parts, widths, first_row, node, const, cell, token_rows, project, projs, U) -> dict:
     """The nodes of cores that share their LSTM weights, their rows stacked on the batch axis:
     {"states": {state row: (c', h') of (B, U)}, "logits": {core: (B, classes_k)}}."""
-    m = len(group)
     g = f"g{group[0]}"
     unstack = const("unstack_shape", np.array([-1, U], np.int64))
     core0 = parts[group[0]][0]
@@ -187,13 +186,7 @@ def _shared_cores(group, parts, widths, first_row, node, const, cell, token_rows
             states[r] = (cc, hh)
         x = h_new
     tops = node("Split", [x], [f"{g}_top_{k}" for k in group], axis=0)
-    logits = {}
-    for k, top in zip(group, tops):
-        proj = parts[k][0].output_projection
-        logits[k] = node("Gemm", [top, const(f"c{k}_out_kernel", _np(proj.kernel)),
-                                  const(f"c{k}_out_bias", _np(proj.bias))], [f"c{k}_logits"])
-    assert m == len(tops)
-    return {"states": states, "logits": logits}
+    return {"states": states, "logits": {k: project(k, top) for k, top in zip(group, tops)}}
 
 
 def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool = False):
@@ -256,7 +249,7 @@ def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool =
         return c_new, node("Mul", [ct, og], [f"{p}_h_new"])
 
     def token_rows(k, p, rows_k):
-        """The gathered layer-1 kernel rows of core k's previous token(s): (B, 4U), or None."""
+        """The gathered layer-1 kernel rows of core k's previous token(s), summed over its tracks: (B, 4U)."""
         # one gathered row per track of this core (a flat multi-track core has several)
         classes = list(parts[k][0].num_classes)
         if len(classes) > 1:
@@ -275,13 +268,19 @@ def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool =
             off += n
         return acc
 
+    def project(k, top):
+        """Core k's output projection of its top layer's h: its logits (B, classes_k)."""
+        proj = parts[k][0].output_projection
+        return node("Gemm", [top, const(f"c{k}_out_kernel", _np(proj.kernel)),
+                             const(f"c{k}_out_bias", _np(proj.bias))], [f"c{k}_logits"])
+
     new_c, new_h, logits = {}, {}, [None] * len(parts)
     for group in shared_groups(parts, widths) if cond_proj and gather else [[k] for k in range(len(parts))]:
         if len(group) > 1:
             # cores with the same LSTM weights (one short model's, e.g. the trio chain's lead and
             # bass): one Gemm per layer over their rows stacked on the batch axis reads the weights
             # once; only the token rows and the output projections are the core's own
-            outs = _shared_cores(group, parts, widths, first_row, node, const, cell, token_rows, projs, U)
+            outs = _shared_cores(group, parts, widths, first_row, node, const, cell, token_rows, project, projs, U)
             for row, (c_new, h_new) in outs["states"].items():
                 new_c[row], new_h[row] = c_new, h_new
             for k, lg in outs["logits"].items():
@@ -312,9 +311,7 @@ def build_step_model(decoder, opset: int, gather: bool = True, cond_proj: bool =
                 gates = node("Gemm", [xin, const(f"{p}_kernel", kern), const(f"{p}_bias", bias)], [f"{p}_gates"])
             new_c[row], new_h[row] = cell(gates, c_prev, p)
             x = new_h[row]
-        proj = core.output_projection
-        logits[k] = node("Gemm", [x, const(f"c{k}_out_kernel", _np(proj.kernel)),
-                                  const(f"c{k}_out_bias", _np(proj.bias))], [f"c{k}_logits"])
+        logits[k] = project(k, x)
     new_c = [new_c[r] for r in range(L)]
     new_h = [new_h[r] for r in range(L)]
     if len(logits) > 1:
