@@ -75,8 +75,9 @@ def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, 
         js_reps: timed magenta.js calls per op after its warm-up call.
 
     Returns:
-        {"converter", "ops": {op: {"latent_bridge", "torch", "magenta_js": summaries (ms)}},
-         "ratios": {op: {"torch_over_ours", "magenta_js_over_ours"}}, "check": {"max_z_diff"}}.
+        {"converter", "ops": {op: {"latent_bridge", "torch", "magenta_js", "magenta_js_wasm": summaries
+         (ms)}}, "ratios": {op: {"torch_over_ours", "magenta_js_over_ours", "magenta_js_wasm_over_ours"}},
+         "check": {"max_z_diff"}} (max_z_diff over both magenta.js backends).
 
     Raises:
         RuntimeError: the magenta.js harness failed. ValueError / MagentaImportError: an architecture

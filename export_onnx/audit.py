@@ -13,7 +13,9 @@ Measures what a musician gets from the package, through the runtime's public API
 - reconstruction: argmax decode (temperature 0) from the posterior mean, per track, next to three
   trivial baselines on the same windows;
 - dependence on z: distinct outputs over `--z-inputs` (100) inputs, agreement with decode(z = 0);
-- prior samples: `--samples` (256) z ~ N(0, I) (or the package's fitted prior: `prior_components`)
+- prior samples: `--samples` (1,024 for 2-bar models, 256 for 16-bar ones: a share over 256 2-bar
+  samples has a standard error of ~0.02, as wide as the margins the targets are judged by; add-int8
+  uses the same defaults) z ~ N(0, I) (or the package's fitted prior: `prior_components`)
   decoded at `--temperature` (0.5), exactly as `Model.sample(n, temperature, seed)` does, next to the same statistics on the real windows;
 - accompaniment (trio packages with a surrogate encoder): `Model.accompany` on 16-bar MELODY
   segments of POP909 test-split songs (one per song, the middle valid window), scored against the
@@ -737,7 +739,7 @@ def graphs_sha256(info: dict) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def run_audit(package, windows: dict | None = None, n_windows: int | None = None, n_samples: int = 256,
+def run_audit(package, windows: dict | None = None, n_windows: int | None = None, n_samples: int | None = None,
               z_inputs: int = 100, window_seed: int = 0, sample_seed: int = 0, temperature: float = 0.5,
               accomp_songs: int = 10, data_root=DATA_ROOT, midi_dirs=None, cache_dir=CACHE_DIR,
               rebuild: bool = False, threads: int = 1, provider: str = "cpu") -> dict:
@@ -772,6 +774,7 @@ def run_audit(package, windows: dict | None = None, n_windows: int | None = None
     audit.update({"test_windows": int(len(tokens)), "test_songs": int(len(np.unique(song))),
                   "test_windows_expected": expected})
     n = n_windows if n_windows is not None else (512 if model.bars <= 2 else 256)
+    n_samples = n_samples if n_samples is not None else (1024 if model.bars <= 2 else 256)
     idx = seeded_subset(len(tokens), n, window_seed)
     sub, sub_song = tokens[idx], song[idx]
     nz = min(z_inputs, len(sub))
@@ -942,7 +945,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("package", help="model package directory (or a name in bridge/models)")
     p.add_argument("--windows", type=int, default=None,
                    help="held-out windows to audit, a seeded subset (default 512 for 2 bars, 256 otherwise)")
-    p.add_argument("--samples", type=int, default=256, help="prior samples (default 256)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="prior samples (default 1024 for 2-bar models, 256 for 16-bar ones)")
     p.add_argument("--z-inputs", type=int, default=100, help="inputs for the dependence-on-z check (default 100)")
     p.add_argument("--temperature", type=float, default=0.5, help="prior sampling temperature (default 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the window subset (default 0)")

@@ -14,11 +14,14 @@ with the smallest mean relative error wins. Few axes give typical but alike samp
 varied ones that drift from the data (a drums_2bar table: docs/training.md).
 
 A package that shipped a sampler (a low-KL pair, export_onnx.pair) has it removed: the fitted prior
-replaces it (the runtime refuses a package with both). Run `audit` afterwards.
+replaces it (the runtime refuses a package with both). A kept int8 step or encoder was gated on the
+old prior samples: it is dropped (its section says why) until `add-int8` gates it again. Run `audit`
+(and `add-int8`) afterwards. The codes are the float encoder's.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -35,6 +38,8 @@ CANDIDATES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 # (walls, empty bars) still counts, as a share of 0.05
 FLOOR = 0.05
 SPREAD_WINDOWS = 512
+STALE_INT8 = ("gated on the prior samples of before fit-prior: run python -m export_onnx add-int8 again "
+              "(the gate decodes the new prior's draws)")
 
 
 def encode_all(model, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -95,15 +100,20 @@ def choose_components(model, axes, val_tokens: np.ndarray, candidates=CANDIDATES
         with components None holds the validation windows' own statistics).
     """
     mean, values, vectors = axes
+    if len(val_tokens) < 2:
+        raise ValueError(f"choosing k needs validation windows; got {len(val_tokens)}")
     real = statistics(model, val_tokens[np.random.default_rng(0).permutation(len(val_tokens))])
-    rows = []
-    for k in sorted({c for c in candidates if 1 <= c <= len(values)}):
-        rng = np.random.default_rng(seed)
-        z = prior_of(mean, values, vectors, k).draw(n, rng)
-        s = statistics(model, model.decode_tokens(z, temperature, rng))
-        rows.append({"components": k, "error": relative_error(s, real), **s})
-    if not rows:
+    ks = sorted({c for c in candidates if 1 <= c <= len(values)})
+    if not ks:
         raise ValueError(f"no candidate in {list(candidates)} fits a z of {len(values)} numbers")
+    # the same standard normals for every k (its first k columns) and the same decoding noise: the
+    # candidates differ by their axes only, not by their draws
+    eps = np.random.default_rng(seed).standard_normal((n, ks[-1])).astype(np.float32)
+    rows = []
+    for k in ks:
+        z = (mean + eps[:, :k] @ prior_of(mean, values, vectors, k).basis).astype(np.float32)
+        s = statistics(model, model.decode_tokens(z, temperature, np.random.default_rng(seed + 1)))
+        rows.append({"components": k, "error": relative_error(s, real), **s})
     best = min(rows, key=lambda r: r["error"])["components"]
     return best, rows + [{"components": None, "error": None, **real}]
 
@@ -128,8 +138,9 @@ def fit_prior(package_dir, data_dir, components="auto", candidates=CANDIDATES, n
     if train.shape[1:] != (info["num_steps"], len(info["tracks"])) or val.shape[1:] != train.shape[1:]:
         raise ValueError(f"{data_dir}: windows {train.shape[1:]} do not fit {info['name']} "
                          f"({info['num_steps']} steps, {len(info['tracks'])} tracks)")
-    # encode_tokens / decode_tokens never read a prior: a package fitted before is fitted anew
-    model = Model(pkg, threads=threads, verify=False)
+    # encode_tokens / decode_tokens never read a prior: a package fitted before is fitted anew; the
+    # float graphs, whatever int8 ones the package keeps
+    model = Model(pkg, threads=threads, verify=False, precision="fp32")
     axes = principal_axes(encode_all(model, train))
     if components == "auto":
         k, table = choose_components(model, axes, val, candidates, n, seed, temperature)
@@ -137,29 +148,43 @@ def fit_prior(package_dir, data_dir, components="auto", candidates=CANDIDATES, n
         k, table = int(components), []
         if not 1 <= k <= model.z_size:
             raise ValueError(f"components must be 1..{model.z_size}, got {k}")
-    prior_of(*axes, k).save(pkg / PRIOR_FILE)
     explained = float(axes[1][:k].sum() / axes[1].sum()) if axes[1].sum() > 0 else None
     entry = {"file": PRIOR_FILE, "components": k, "explained_variance": explained,
              "fitted_on": {"data": Path(data_dir).name, "split": "train", "windows": len(train)},
              "chosen_on": {"split": "validation", "windows": len(val), "samples": n, "seed": seed,
                            "temperature": temperature} if table else None,
              "table": table}
-    dropped = (pkg / P.SAMPLER_DIR).is_dir()
-    shutil.rmtree(pkg / P.SAMPLER_DIR, ignore_errors=True)
+    sampler = info.get(P.SAMPLER_KEY)
+    # written next to the package's files, then renamed over: a failure here leaves the package as it was
+    tmp = pkg / f".{PRIOR_FILE}.tmp"
+    prior_of(*axes, k).save(tmp)
+    os.replace(tmp, pkg / PRIOR_FILE)
     files = [PRIOR_FILE]
     card = pkg / "MODEL_CARD.md"
     if card.is_file():
         text = card.read_text()
         old = card_section(text, SAMPLER_HEADING)
         if old is not None:
-            text = text.replace(old, "", 1)
-        card.write_text(with_section(text, prior_section(entry, dropped)))
+            text = text.replace(old, "", 1).replace("\n\n\n", "\n\n")
+        card.write_text(with_section(text, prior_section(entry, sampler is not None)))
         files.append(card.name)
+    stale = []
 
     def change(i):
         i.pop(P.SAMPLER_KEY, None)
         i[PRIOR_KEY] = entry
+        # an int8 graph kept by a gate that decoded the old prior samples: gated again by add-int8
+        for key, _ in P.INT8_GRAPHS.values():
+            q = i.get(key)
+            if isinstance(q, dict) and q.get("file"):
+                stale.append(q["file"])
+                i.get("files", {}).pop(q["file"], None)
+                q.update(file=None, sha256=None, usable=False, reason=STALE_INT8)
     P.update_manifest(pkg, change, files=files)
+    for name in stale:
+        (pkg / name).unlink(missing_ok=True)
+    if isinstance(sampler, dict) and isinstance(sampler.get("dir"), str) and Path(sampler["dir"]).name == sampler["dir"]:
+        shutil.rmtree(pkg / sampler["dir"], ignore_errors=True)     # no longer in the manifest
     return entry
 
 

@@ -273,9 +273,16 @@ Target {fmt(target, 2)}, paper {paper} (~1.5M songs, GPUs): {verdict}.
 
 
 def card_section(card: str, heading: str) -> str | None:
-    """The section of `card` that starts with `heading`, up to the next "## " heading; None if absent."""
-    _, sep, tail = card.partition(heading)
-    return heading + tail.split("\n## ", 1)[0] if sep else None
+    """The section of `card` whose heading line is `heading` (at the start of a line: a sentence that
+    quotes the heading is not the section), up to the next "## " heading; None if absent."""
+    text = "\n" + card
+    at = text.find("\n" + heading + "\n")
+    if at < 0:
+        at = text.find("\n" + heading) if text.endswith("\n" + heading) else -1
+    if at < 0:
+        return None
+    tail = text[at + 1 + len(heading):]
+    return heading + tail.split("\n## ", 1)[0]
 
 
 def with_section(card: str, section: str) -> str:

@@ -42,7 +42,8 @@ def add_sampler(package_dir, source_dir, why: str = "", max_mb: float = MAX_MB) 
         The package's `sampler` section.
     Raises:
         ModelError: either package is broken. ValueError: the source differs in kind or shape
-        (bridge.runtime.package.SAMPLER_FIELDS), is the package itself, or the pair is over max_mb.
+        (bridge.runtime.package.SAMPLER_FIELDS), is the package itself, the package has a fitted
+        prior, or the pair is over max_mb.
     """
     pkg, src = Path(package_dir), Path(source_dir)
     info = P.read_manifest(pkg)
@@ -50,6 +51,9 @@ def add_sampler(package_dir, source_dir, why: str = "", max_mb: float = MAX_MB) 
     P.verify_files(src, sub)
     if src.resolve() == pkg.resolve() or src.resolve() == (pkg / P.SAMPLER_DIR).resolve():
         raise ValueError("the sampler must be another package")
+    if info.get("prior") is not None:     # bridge.runtime.prior.PRIOR_KEY: the runtime loads one or the other
+        raise ValueError(f"{pkg} samples from a fitted prior (fit-prior); a package has a sampler or a prior, "
+                         "not both: export it again without the prior first")
     diff = [k for k in P.SAMPLER_FIELDS if sub.get(k) != info.get(k)]
     if diff:
         raise ValueError(f"{src} differs from {pkg} in {', '.join(diff)}: a sampler must write the same notes")

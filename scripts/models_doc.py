@@ -117,8 +117,9 @@ def audit_section(packages: list[Path]) -> str:
     if not rows:
         return ""
     return ("## Musical audit\n\nWhat a musician gets, measured by `python -m export_onnx audit bridge/models/NAME` on "
-            "the model's own held-out test split (reconstruction: argmax from the posterior mean; samples: z ~ N(0, I) at "
-            "T = 0.5, the default `sample`), next to the same statistic on real held-out windows. Definitions: "
+            "the model's own held-out test split (reconstruction: argmax from the posterior mean; samples: what the default "
+            "`sample` plays at T = 0.5 — z ~ N(0, I), the pair's sampler, or the fitted prior; 1,024 of them for 2-bar models, "
+            "256 for 16-bar ones), next to the same statistic on real held-out windows. Definitions: "
             "`export_onnx/audit.py`; each card has the full table.\n\n"
             "| model | statistic | shipped | real held-out | target | met |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n\n")

@@ -1,7 +1,7 @@
 """A package's fitted prior: where `sample` draws its latent vectors when N(0, I) is a poor map.
 
 A high-KL MusicVAE reconstructs faithfully, but its codes do not fill N(0, I): decoded draws of
-N(0, I) leave the data (drums_2bar's are walls of hits). Instead of shipping a second, low-KL model
+N(0, I) leave the data (a fifth of drums_2bar's are walls of hits). Instead of shipping a second, low-KL model
 (a pair, bridge.runtime.package.sampler_entry), a package may carry a Gaussian fitted to the codes of
 its own training windows, on their top principal axes (ex-post density estimation; Ghosh et al.,
 "From variational to deterministic autoencoders", 2020):
@@ -18,6 +18,7 @@ float32 and is listed in `files` with its sha256 like every graph.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,16 @@ class LatentPrior:
     def read(cls, path) -> "LatentPrior":
         """Raises ValueError: not an .npz with float arrays `mean` and `basis` that fit (see __init__)."""
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a prior file ({type(e).__name__}: {e})") from e
+        if not isinstance(z, np.lib.npyio.NpzFile):      # a bare .npy array under the name
+            raise ValueError(f"{path}: not a prior file (one array, not an .npz with mean and basis)")
+        try:
+            with z:
                 mean, basis = z["mean"], z["basis"]
-        except (OSError, KeyError, ValueError) as e:
-            raise ValueError(f"{path}: not a prior file ({e})") from e
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: not a prior file ({type(e).__name__}: {e})") from e
         return cls(mean, basis)
 
 
@@ -94,7 +101,8 @@ def read_prior(package_dir, info: dict, z_size: int) -> LatentPrior | None:
         raise ModelError(str(e)) from e
     if prior.z_size != z_size:
         raise ModelError(f"{path / name}: a prior for z of {prior.z_size} numbers; the package's z has {z_size}")
-    if entry.get("components") not in (None, prior.components):
+    k = entry.get("components")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k != prior.components):
         raise ModelError(f"{path}/model.json: the prior section says {entry['components']} components, "
                          f"{name} has {prior.components}")
     return prior

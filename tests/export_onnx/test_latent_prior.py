@@ -68,12 +68,21 @@ def test_spread_and_relative_error():
         (0.2 + 0.1 / LP.FLOOR) / 2)
 
 
-def test_fit_prior_chooses_k_on_validation_and_sample_draws_from_it(drums, groove):
+@pytest.fixture()
+def shipped_drums(tmp_path) -> Path:
+    """A copy of the shipped drums_2bar (a trained model: its samples depend on z, a tiny one's barely)."""
+    pkg = tmp_path / "shipped" / "drums_2bar"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "bridge" / "models" / "drums_2bar", pkg)
+    return pkg
+
+
+def test_fit_prior_chooses_k_on_validation_and_sample_draws_from_it(shipped_drums, groove):
+    drums = shipped_drums
     z = load_model(drums).z_size
-    assert z >= 3
-    entry = LP.fit_prior(drums, groove, candidates=(z + 1, 1, z, 2), n=48, threads=1)
+    entry = LP.fit_prior(drums, groove, candidates=(z + 1, 1, z, 16), n=64, threads=1)
     table = [r for r in entry["table"] if r["components"] is not None]
-    assert [r["components"] for r in table] == [1, 2, z]               # sorted; over z_size left out
+    assert [r["components"] for r in table] == [1, 16, z]               # sorted; over z_size left out
+    assert len({round(r["error"], 9) for r in table}) == 3              # the candidates really differ
     assert entry["components"] == min(table, key=lambda r: r["error"])["components"]
     assert entry["table"][-1]["components"] is None                 # the validation windows' own row
     real = LP.statistics(load_model(drums), np.asarray(load_split(groove, "validation")["tokens"])[
@@ -120,3 +129,18 @@ def test_bad_requests_change_nothing(drums, groove, tmp_path):
     with pytest.raises(ValueError, match="do not fit"):
         LP.fit_prior(drums, mel, threads=1)
     assert (drums / "model.json").read_text() == before and not (drums / PRIOR_FILE).exists()
+
+
+def test_fit_prior_drops_int8_graphs_gated_on_the_old_prior(drums, groove, tiny_int8):
+    """An int8 step kept by a gate that decoded the old prior samples is dropped (and says why)
+    until add-int8 gates it on the fitted prior's draws."""
+    tiny_int8(drums)
+    info = json.loads((drums / "model.json").read_text())
+    kept = info["int8"]["file"]
+    assert kept and (drums / kept).is_file()
+    LP.fit_prior(drums, groove, components=2, threads=1)
+    info = json.loads((drums / "model.json").read_text())
+    assert info["int8"]["file"] is None and info["int8"]["reason"] == LP.STALE_INT8
+    assert kept not in info["files"] and not (drums / kept).exists()
+    model = load_model(drums, precision="auto")
+    assert model.precision == "fp32" and model.prior.components == 2

@@ -99,3 +99,13 @@ def test_a_missed_reconstruction_target_gets_its_curve(tmp_path):
     assert "teacher-forced accuracy 0.500 → 0.700. Target 0.85." in text
     assert "![reconstruction over training](models/c.png)" in text and text.rstrip().endswith("More data would close it.")
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_section_is_found_by_its_heading_line_not_a_quote_of_it():
+    from export_onnx.model_card import card_section, with_section
+    card = ('# m\n\n## What would close the gap\nsee "## Reconstruction over training" below.\n\n'
+            '## Known weaknesses\n- none\n\n## Reconstruction over training\nold curve\n')
+    assert card_section(card, "## Reconstruction over training") == "## Reconstruction over training\nold curve\n"
+    new = with_section(card, "## Reconstruction over training\nnew curve\n")
+    assert 'see "## Reconstruction over training" below.' in new and "new curve" in new and "old curve" not in new
+    assert card_section("## A\nx\n## B\ny", "## B") == "## B\ny" and card_section("## A\n", "## B") is None

@@ -240,10 +240,13 @@ def test_validation_reports_the_audits_reconstruction_accuracy(monkeypatch):
     got = T.validate(model, x, config.recipe, "cpu", batch_size=5)["recon_acc"]
     want = float((model.reconstruct(torch.as_tensor(x.astype(np.int64))).numpy() == x).mean())
     assert got == pytest.approx(want)
-    # counted over the first RECON_EXAMPLES windows only, batch by batch
+    # counted over RECON_EXAMPLES windows spread evenly over the split (not one song's first ones)
     monkeypatch.setattr(T, "RECON_EXAMPLES", 3)
-    first3 = float((model.reconstruct(torch.as_tensor(x[:3].astype(np.int64))).numpy() == x[:3]).mean())
-    assert T.validate(model, x, config.recipe, "cpu", batch_size=2)["recon_acc"] == pytest.approx(first3)
+    assert T.recon_windows(12).tolist() == [0, 6, 11] and T.recon_windows(2).tolist() == [0, 1]
+    spread = x[[0, 6, 11]]
+    want3 = float((model.reconstruct(torch.as_tensor(spread.astype(np.int64))).numpy() == spread).mean())
+    out = T.validate(model, x, config.recipe, "cpu", batch_size=2)
+    assert out["recon_acc"] == pytest.approx(want3) and out["recon_n"] == 3
     # a decoder that copies its input back scores 1; one that writes token 0 scores the share of 0s
     monkeypatch.setattr(MusicVAE, "reconstruct", lambda self, t: t.clone())
     assert T.reconstruction_accuracy(model, x, "cpu", 5) == 1.0

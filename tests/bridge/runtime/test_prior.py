@@ -71,6 +71,7 @@ def test_the_daemon_says_where_sample_draws_from(drums, tiny_models_dir):
     (lambda pkg, info: info["files"].pop(PRIOR_FILE), "not a file listed"),
     (lambda pkg, info: info[PRIOR_KEY].__setitem__("file", "../prior.npz"), "plain name inside the package"),
     (lambda pkg, info: info[PRIOR_KEY].__setitem__("components", 4), "says 4 components"),
+    (lambda pkg, info: info[PRIOR_KEY].__setitem__("components", 3.0), "says 3.0 components"),
 ])
 def test_a_malformed_prior_section_is_refused(drums, damage, message):
     pkg, _, _ = drums
@@ -98,13 +99,31 @@ def test_a_changed_missing_or_misfit_prior_file_is_refused(drums, tmp_path):
     P.update_manifest(pkg, files=[PRIOR_FILE])
     with pytest.raises(ModelError, match="not a prior file"):
         load_model(pkg)
+    # an empty file, a truncated one, a bare .npy array under the name: each a clear ModelError
+    LatentPrior(mean, basis).save(tmp_path / "whole.npz")
+    whole = (tmp_path / "whole.npz").read_bytes()
+    np.save(tmp_path / "one.npy", mean)
+    for data in (b"", whole[: len(whole) // 2], (tmp_path / "one.npy").read_bytes()):
+        (pkg / PRIOR_FILE).write_bytes(data)
+        P.update_manifest(pkg, files=[PRIOR_FILE])
+        with pytest.raises(ModelError, match="not a prior file"):
+            load_model(pkg)
 
 
 def test_a_package_with_a_sampler_and_a_prior_is_refused(drums, tiny_models_dir):
     from export_onnx.pair import add_sampler
     from export_onnx.tiny import build_tiny_package
     pkg, _, _ = drums
-    add_sampler(pkg, build_tiny_package("drums_2bar", pkg.parent / "other", seed=3))
+    other = build_tiny_package("drums_2bar", pkg.parent / "other", seed=3)
+    before = (pkg / "model.json").read_text()
+    with pytest.raises(ValueError, match="a sampler or a prior, not both"):     # add-sampler refuses
+        add_sampler(pkg, other)
+    assert (pkg / "model.json").read_text() == before and not (pkg / "sampler").exists()
+    # a manifest that has both anyway (edited by hand) does not load
+    import shutil
+    shutil.copytree(other, pkg / "sampler")
+    P.update_manifest(pkg, lambda i: i.__setitem__("sampler", {"dir": "sampler", "name": "x",
+                                                               "sha256": P.sha256_file(pkg / "sampler" / "model.json")}))
     with pytest.raises(ModelError, match="not both"):
         load_model(pkg)
 
