@@ -106,7 +106,7 @@ def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, 
     reps = max(3, min(repeats, int(budget_s / max(max(v[0] for v in probe.values()), 1e-4))))
     t = bench_model_ops(model, repeats=reps, warmup=1, steps=STEPS)
     res["torch"] = {op: summarize(t[op]) for op in ("decode", f"interpolate{STEPS}")}
-    z_diff = 0.0
+    z_diff, our_z = 0.0, ours.encode_tokens(tokens)
     for key, backend in JS_BACKENDS.items():
         log(f"  peers {info['name']}: magenta.js (tfjs {backend})")
         js = run_magenta_js({"checkpoint": str(ckpt), "backend": backend, "encode_tokens": tokens.tolist(),
@@ -118,7 +118,7 @@ def bench_peers(info: dict, workdir, repeats: int = 20, budget_s: float = 10.0, 
         res[key] = {"decode": summarize([v / 1e3 for v in js["timing"]["decode"]["all_ms"]]),
                     f"interpolate{STEPS}": summarize([v / 1e3 for v in js["timing"]["interpolate"]["all_ms"]])}
         # the same weights, truly, on every backend: its encoder gives our z
-        z_diff = max(z_diff, float(np.abs(ours.encode_tokens(tokens) - np.asarray(js["z"])).max()))
+        z_diff = max(z_diff, float(np.abs(our_z - np.asarray(js["z"])).max()))
     ops = {op: {impl: res[impl][op] for impl in res} for op in ("decode", f"interpolate{STEPS}")}
     ratios = {}
     for op, r in ops.items():

@@ -16,7 +16,8 @@ Measures what a musician gets from the package, through the runtime's public API
 - prior samples: `--samples` (1,024 for 2-bar models, 256 for 16-bar ones: a share over 256 2-bar
   samples has a standard error of ~0.02, as wide as the margins the targets are judged by; add-int8
   uses the same defaults) z ~ N(0, I) (or the package's fitted prior: `prior_components`)
-  decoded at `--temperature` (0.5), exactly as `Model.sample(n, temperature, seed)` does, next to the same statistics on the real windows;
+  decoded at `--temperature` (0.5), exactly as `Model.sample(n, temperature, seed)` does, next to the
+  same statistics on the real windows;
 - accompaniment (trio packages with a surrogate encoder): `Model.accompany` on 16-bar MELODY
   segments of POP909 test-split songs (one per song, the middle valid window), scored against the
   songs' chord annotations (chord_midi.txt on beat_midi.txt's grid).
@@ -663,11 +664,18 @@ def audit_samples(model, real_tokens: np.ndarray, n: int = 256, temperature: flo
     """Prior-sample statistics (sample_*) next to the same on the real windows (real_*)."""
     samples = _sample_tokens(model, n, temperature, seed)
     out: dict = {"n_samples": n, "sample_temperature": temperature, "sample_seed": seed}
+    for prefix, tok in (("sample", samples), ("real", np.asarray(real_tokens, dtype=np.int64))):
+        out.update({f"{prefix}_{key}": v for key, v in sample_statistics(model, tok).items()})
+    return out
+
+
+def sample_statistics(model, tokens) -> dict:
+    """`track_stats` of every track of (N, steps, tracks) tokens, keyed `<track>_<stat>`."""
+    out = {}
     for k, (spec, tc) in enumerate(zip(model.info["tracks"], model.codec.tracks)):
         name, min_pitch = spec.get("name", f"track{k}"), getattr(tc, "min_pitch", 0)
-        for prefix, tok in (("sample", samples), ("real", np.asarray(real_tokens, dtype=np.int64))):
-            for stat, v in track_stats(tok[..., k], tc.kind, model.steps_per_bar, min_pitch).items():
-                out[f"{prefix}_{name}_{stat}"] = v
+        for stat, v in track_stats(tokens[..., k], tc.kind, model.steps_per_bar, min_pitch).items():
+            out[f"{name}_{stat}"] = v
     return out
 
 

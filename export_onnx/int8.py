@@ -58,7 +58,7 @@ import numpy as np
 
 from bridge.runtime import package as P
 
-from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, format_se, held_out_windows, op_counts,
+from .int8_gate import (MAX_PACKAGE_MB, agreements, decode_all, encode_all, format_se, held_out_windows, op_counts,
                         new_entry, package_megabytes, record_agreement, settle)
 from .model_card import INT8_HEADING
 
@@ -232,8 +232,7 @@ def measure_agreement(package_dir, step_file, tokens: np.ndarray, n_prior: int =
     out["tracks"] = {n: {} for n in names}
     runs = []
     if len(tokens):
-        mu = np.concatenate([ref.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
-        runs.append(("recon", mu))
+        runs.append(("recon", encode_all(ref, tokens, chunk)))
     if n_prior:
         # what the package decodes from the prior: z ~ N(0, I) or its fitted prior's draws, or for a
         # pair the sampler's samples encoded (the package never decodes raw prior draws then)

@@ -42,7 +42,7 @@ import numpy as np
 
 from bridge.runtime import package as P
 
-from .int8_gate import (agreements, decode_all, format_se, new_entry, op_counts, package_megabytes,
+from .int8_gate import (agreements, decode_all, encode_all, format_se, new_entry, op_counts, package_megabytes,
                         record_agreement, settle)
 from .model_card import INT8_ENCODER_HEADING
 
@@ -172,15 +172,12 @@ def measure_encoder_agreement(package_dir, encoder_file, tokens: np.ndarray, n_p
     out: dict = {"n_windows": int(len(tokens)), "n_prior": int(n_prior), "prior_seed": prior_seed}
     out["tracks"] = {n: {} for n in names}
 
-    def encode(model, toks):
-        return np.concatenate([model.encode_tokens(toks[i:i + chunk]) for i in range(0, len(toks), chunk)])
-
     runs = [("recon", tokens)]
     if n_prior:
         src = ref.prior_model
         runs.append(("prior", decode_all(src, src.sample_z(n_prior, prior_seed), chunk)))
     for label, toks in runs:
-        z_ref, z_q = encode(ref, toks), encode(q, toks)
+        z_ref, z_q = encode_all(ref, toks, chunk), encode_all(q, toks, chunk)
         if label == "recon":
             err = np.linalg.norm(z_q - z_ref, axis=1) / np.maximum(np.linalg.norm(z_ref, axis=1), 1e-12)
             out["mu_rel_error"] = float(err.mean())

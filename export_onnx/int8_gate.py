@@ -52,6 +52,11 @@ def held_out_windows(package_dir, config: str, n_windows: int | None, seed: int 
             "test_windows": int(len(data["tokens"])), "seed": seed}
 
 
+def encode_all(model, tokens: np.ndarray, chunk: int) -> np.ndarray:
+    """Posterior means (N, z) of (N, steps, tracks) tokens, `chunk` windows per call."""
+    return np.concatenate([model.encode_tokens(tokens[i:i + chunk]) for i in range(0, len(tokens), chunk)])
+
+
 def decode_all(model, z: np.ndarray, chunk: int) -> np.ndarray:
     return np.concatenate([model.decode_tokens(z[i:i + chunk], 0.0) for i in range(0, len(z), chunk)])
 

@@ -30,7 +30,8 @@ import numpy as np
 from bridge.runtime import package as P
 from bridge.runtime.prior import PRIOR_FILE, PRIOR_KEY, LatentPrior
 
-from .audit import track_stats
+from .audit import sample_statistics
+from .int8_gate import encode_all
 from .model_card import PRIOR_HEADING, SAMPLER_HEADING, card_section, with_section
 
 CANDIDATES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
@@ -38,13 +39,9 @@ CANDIDATES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 # (walls, empty bars) still counts, as a share of 0.05
 FLOOR = 0.05
 SPREAD_WINDOWS = 512
+ENCODE_CHUNK = 512          # training windows per encoder call
 STALE_INT8 = ("gated on the prior samples of before fit-prior: run python -m export_onnx add-int8 again "
               "(the gate decodes the new prior's draws)")
-
-
-def encode_all(model, tokens: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Posterior means (N, z) of (N, steps, tracks) tokens, in batches."""
-    return np.concatenate([model.encode_tokens(tokens[a:a + batch]) for a in range(0, len(tokens), batch)])
 
 
 def principal_axes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,12 +72,7 @@ def spread(tokens: np.ndarray, limit: int = SPREAD_WINDOWS) -> float:
 
 def statistics(model, tokens: np.ndarray) -> dict:
     """The audit's sample statistics of every track of (N, steps, tracks) tokens, plus `spread`."""
-    out = {}
-    for k, (spec, tc) in enumerate(zip(model.info["tracks"], model.codec.tracks)):
-        name = spec.get("name", f"track{k}")
-        for stat, v in track_stats(tokens[..., k], tc.kind, model.steps_per_bar, getattr(tc, "min_pitch", 0)).items():
-            if v is not None:
-                out[f"{name}_{stat}"] = float(v)
+    out = {k: float(v) for k, v in sample_statistics(model, tokens).items() if v is not None}
     out["spread"] = spread(tokens)
     return out
 
@@ -141,7 +133,7 @@ def fit_prior(package_dir, data_dir, components="auto", candidates=CANDIDATES, n
     # encode_tokens / decode_tokens never read a prior: a package fitted before is fitted anew; the
     # float graphs, whatever int8 ones the package keeps
     model = Model(pkg, threads=threads, verify=False, precision="fp32")
-    axes = principal_axes(encode_all(model, train))
+    axes = principal_axes(encode_all(model, train, ENCODE_CHUNK))
     if components == "auto":
         k, table = choose_components(model, axes, val, candidates, n, seed, temperature)
     else:
@@ -154,7 +146,7 @@ def fit_prior(package_dir, data_dir, components="auto", candidates=CANDIDATES, n
              "chosen_on": {"split": "validation", "windows": len(val), "samples": n, "seed": seed,
                            "temperature": temperature} if table else None,
              "table": table}
-    sampler = info.get(P.SAMPLER_KEY)
+    sampler = P.named_section(pkg, info, P.SAMPLER_KEY, "dir")     # (section, folder) or None
     # written next to the package's files, then renamed over: a failure here leaves the package as it was
     tmp = pkg / f".{PRIOR_FILE}.tmp"
     prior_of(*axes, k).save(tmp)
@@ -183,8 +175,8 @@ def fit_prior(package_dir, data_dir, components="auto", candidates=CANDIDATES, n
     P.update_manifest(pkg, change, files=files)
     for name in stale:
         (pkg / name).unlink(missing_ok=True)
-    if isinstance(sampler, dict) and isinstance(sampler.get("dir"), str) and Path(sampler["dir"]).name == sampler["dir"]:
-        shutil.rmtree(pkg / sampler["dir"], ignore_errors=True)     # no longer in the manifest
+    if sampler is not None:
+        shutil.rmtree(pkg / sampler[1], ignore_errors=True)     # no longer in the manifest
     return entry
 
 

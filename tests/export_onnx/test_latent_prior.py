@@ -15,6 +15,7 @@ from bridge.runtime.engine import load_model
 from bridge.runtime.prior import PRIOR_FILE, PRIOR_KEY
 from export_onnx import audit
 from export_onnx import latent_prior as LP
+from export_onnx.int8_gate import encode_all
 from export_onnx.dataset import build_dataset, load_split
 from export_onnx.model_card import PRIOR_HEADING, SAMPLER_HEADING
 
@@ -94,7 +95,7 @@ def test_fit_prior_chooses_k_on_validation_and_sample_draws_from_it(shipped_drum
     assert model.prior.components == entry["components"]
     # the mean is the codes' mean; every draw lies on the chosen axes
     train = np.asarray(load_split(groove, "train")["tokens"])
-    np.testing.assert_allclose(model.prior.mean, LP.encode_all(model, train).mean(0), atol=1e-4)
+    np.testing.assert_allclose(model.prior.mean, encode_all(model, train, 512).mean(0), atol=1e-4)
     z = model.sample_z(30, seed=2) - model.prior.mean
     coef, *_ = np.linalg.lstsq(model.prior.basis.T, z.T, rcond=None)
     np.testing.assert_allclose(coef.T @ model.prior.basis, z, atol=1e-4)
